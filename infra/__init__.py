@@ -1,0 +1,1 @@
+"""Settings, clients, the local stack, migrations, deployment files."""

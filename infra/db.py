@@ -1,0 +1,48 @@
+"""PostgreSQL: connection pools and migrations.
+
+Migrations are the numbered ``migrations/*.sql`` files, applied once each
+under an advisory lock, in order. Projection tables are not migrated: each
+projection creates its own schema and can always be rebuilt by replay.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+
+from infra.settings import Settings
+
+_MIGRATION_LOCK = 0x67656E6F  # "geno"
+
+
+async def connect(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(settings.dsn, min_size=min_size, max_size=max_size, command_timeout=60)
+
+
+def migration_files() -> list[tuple[str, str]]:
+    folder = Path(__file__).parent / "migrations"
+    return sorted((f.name, f.read_text()) for f in folder.glob("*.sql"))
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply pending migrations; return the names applied now."""
+    conn = await asyncpg.connect(settings.dsn)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for name, sql in migration_files():
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            applied_now.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.close()
+    return applied_now

@@ -1,0 +1,153 @@
+"""One settings class for every genomebus process.
+
+Values come from the environment (prefix ``GENOMEBUS_``) or from explicit
+arguments in tests. In the ``local`` profile, addresses and generated
+credentials that are not set explicitly are read from the running local
+stack's state file in the data directory (``stack.json``), so every command
+given the same ``--data-dir`` talks to the stack that ``genomebus up``
+started there. The ``production`` profile reads nothing from the data
+directory and refuses dev-only defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_FILE = "stack.json"
+
+# Values that must never reach a production deployment.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "password", "postgres", "minioadmin", "admin", "genomebus"}
+)
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used as given."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GENOMEBUS_", frozen=True, extra="ignore")
+
+    profile: Literal["local", "production"] = "local"
+    node_id: str = Field("FI", pattern=r"^[A-Z]{2}$", description="ISO 3166 code of the node's country")
+    node_name: str = "genomebus national node"
+    organization_name: str = "genomebus node operator"
+    organization_url: str = "https://example.org/genomebus"
+    contact_url: str = "mailto:helpdesk@example.org"
+    documentation_url: str = "https://example.org/genomebus/docs"
+    data_dir: Path = Path(".genomebus")
+
+    kafka_bootstrap_servers: str | None = None
+    kafka_enable_idempotence: bool = Field(
+        False, description="Turn on for Apache Kafka; the local Tansu broker has no InitProducerId"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    topic_prefix: str = "genomebus."
+    topic_partitions: int = Field(3, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+
+    database_url: SecretStr | None = None
+
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_inbox_bucket: str = "genomebus-inbox"
+    s3_archive_bucket: str = "genomebus-archive"
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int | None = None
+    gateway_public_url: str | None = None
+
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+
+    consumer_retry_initial_s: float = Field(0.2, gt=0)
+    consumer_retry_max_s: float = Field(10.0, gt=0)
+    projector_batch_size: int = Field(500, ge=1)
+    read_your_writes_timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.profile != "production":
+            return self
+        missing = [
+            name
+            for name in ("kafka_bootstrap_servers", "database_url", "s3_endpoint_url", "s3_access_key_id",
+                         "s3_secret_access_key", "gateway_public_url")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise SettingsError(f"production profile needs explicit settings: {', '.join(missing)}")
+        secret = self.s3_secret_access_key.get_secret_value()  # type: ignore[union-attr]
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise SettingsError("production profile refuses a placeholder or short S3 secret")
+        db = self.database_url.get_secret_value()  # type: ignore[union-attr]
+        if "127.0.0.1" in db or "localhost" in db or ":postgres@" in db or "trust" in db:
+            raise SettingsError("production profile refuses a loopback or default-password database URL")
+        if self.kafka_security_protocol == "PLAINTEXT":
+            raise SettingsError("production profile refuses plaintext Kafka; set kafka_security_protocol")
+        if not self.gateway_public_url.startswith("https://"):  # type: ignore[union-attr]
+            raise SettingsError("production profile needs an https gateway_public_url")
+        return self
+
+    # -- resolved addresses -------------------------------------------------
+
+    def topic(self, context: str) -> str:
+        return f"{self.topic_prefix}{context}"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / STATE_FILE
+
+    def stack_state(self) -> dict:
+        """The local stack's state file, or an empty dict when no stack ran here."""
+        if self.profile != "local" or not self.state_path.exists():
+            return {}
+        return json.loads(self.state_path.read_text())
+
+    def _from_stack(self, component: str, key: str) -> str:
+        value = self.stack_state().get("components", {}).get(component, {}).get(key)
+        if value is None:
+            raise SettingsError(
+                f"no {component} {key} configured and no local stack state in {self.data_dir}; "
+                f"start one with `genomebus up --data-dir {self.data_dir}` or set GENOMEBUS_ settings"
+            )
+        return value
+
+    @property
+    def kafka_servers(self) -> str:
+        return self.kafka_bootstrap_servers or self._from_stack("kafka", "bootstrap_servers")
+
+    @property
+    def dsn(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self._from_stack("postgres", "dsn")
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.s3_endpoint_url or self._from_stack("s3", "url")
+
+    @property
+    def s3_credentials(self) -> tuple[str, str]:
+        if self.s3_access_key_id and self.s3_secret_access_key:
+            return self.s3_access_key_id, self.s3_secret_access_key.get_secret_value()
+        return self._from_stack("s3", "access_key_id"), self._from_stack("s3", "secret_access_key")
+
+    @property
+    def gateway_url(self) -> str:
+        if self.gateway_public_url:
+            return self.gateway_public_url.rstrip("/")
+        if self.gateway_port:
+            return f"http://{self.gateway_host}:{self.gateway_port}"
+        return self._from_stack("gateway", "url")
+
+    @property
+    def source(self) -> str:
+        """CloudEvents ``source`` of every event this node publishes."""
+        return f"urn:genomebus:node:{self.node_id}"

@@ -1,0 +1,73 @@
+"""The topic catalogue: one topic per bounded context, plus the dead-letter topic.
+
+Every message is keyed by its envelope's ``subject`` (the aggregate id), so one
+aggregate's events stay ordered in one partition. A topic's payloads form a
+discriminated union on ``type``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
+
+from schemas.base import EventModel
+from schemas.reception import DatasetRegistered
+
+
+@dataclass(frozen=True)
+class Topic:
+    context: str
+    description: str
+    events: tuple[type[EventModel], ...] = field(default=())
+    retention: str = "forever"
+
+    def payload_union(self) -> Any:
+        """The discriminated union of this topic's payloads (a single model when there is one)."""
+        if not self.events:
+            return None
+        if len(self.events) == 1:
+            return self.events[0]
+        return Annotated[Union[self.events], Field(discriminator="type")]  # noqa: UP007
+
+    def payload_adapter(self) -> TypeAdapter[Any]:
+        return TypeAdapter(self.payload_union())
+
+
+DEAD_LETTER = "deadletter"
+
+CATALOGUE: dict[str, Topic] = {
+    t.context: t
+    for t in (
+        Topic("reception", "Data Reception: datasets described, files uploaded, checked, archived, released",
+              (DatasetRegistered,)),
+        Topic("access", "Data Access Management: applications, DAC decisions, visas, revocations"),
+        Topic("discovery", "Data Discovery: public summaries indexed for Beacon and the catalogue"),
+        Topic("processing", "Processing: tools registered, tasks and workflows run, outputs reviewed"),
+        Topic("audit", "Every controlled data access, allowed or denied"),
+        Topic(DEAD_LETTER, "Messages a worker could not process: the error and the original bytes"),
+    )
+}
+
+_BY_TYPE: dict[str, type[EventModel]] = {}
+for _topic in CATALOGUE.values():
+    for _cls in _topic.events:
+        _type = _cls.model_fields["type"].default
+        if _type in _BY_TYPE:
+            raise RuntimeError(f"event type {_type} is declared twice")
+        if _cls.context != _topic.context:
+            raise RuntimeError(f"{_cls.__name__} says context {_cls.context} but is catalogued in {_topic.context}")
+        _BY_TYPE[_type] = _cls
+
+
+def event_class(event_type: object) -> type[EventModel] | None:
+    return _BY_TYPE.get(event_type) if isinstance(event_type, str) else None
+
+
+def event_types() -> dict[str, type[EventModel]]:
+    return dict(_BY_TYPE)
+
+
+def topic_for(event: EventModel | type[EventModel]) -> Topic:
+    return CATALOGUE[event.context]
