@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterable
@@ -25,6 +24,7 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
 from infra import telemetry
 from infra.settings import Settings
+from schemas.deadletter import DeadLetter
 from schemas.envelope import Envelope, decode, encode
 from schemas.topics import CATALOGUE, DEAD_LETTER, topic_for
 
@@ -227,19 +227,19 @@ async def read_log(settings: Settings, topics: Iterable[str], *, until: dict[Top
 def dead_letter(record: ConsumerRecord[bytes, bytes], consumer_name: str, reason: str, error: BaseException | str) -> bytes:
     """The dead-letter message: where it came from, why it failed, and the original bytes."""
     detail = error if isinstance(error, str) else "".join(traceback.format_exception_only(type(error), error)).strip()
-    body = {
-        "consumer": consumer_name,
-        "reason": reason,
-        "error": detail,
-        "failed_at": datetime.now(UTC).isoformat(),
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": record.key.decode(errors="replace") if record.key else None,
-        "headers": {k: v.decode(errors="replace") for k, v in (record.headers or ())},
-        "original_base64": base64.b64encode(record.value or b"").decode(),
-    }
-    return json.dumps(body).encode()
+    body = DeadLetter(
+        consumer=consumer_name,
+        reason=reason,
+        error=detail,
+        failed_at=datetime.now(UTC),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode(errors="replace") if record.key else None,
+        headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+        original_base64=base64.b64encode(record.value or b"").decode(),
+    )
+    return body.model_dump_json().encode()
 
 
 async def send_dead_letter(publisher: Publisher, record: ConsumerRecord[bytes, bytes], consumer_name: str,

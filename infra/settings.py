@@ -11,9 +11,11 @@ directory and refuses dev-only defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,17 @@ PLACEHOLDER_SECRETS = frozenset(
 
 class SettingsError(ValueError):
     """Settings that cannot be used as given."""
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -86,9 +99,11 @@ class Settings(BaseSettings):
         secret = self.s3_secret_access_key.get_secret_value()  # type: ignore[union-attr]
         if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
             raise SettingsError("production profile refuses a placeholder or short S3 secret")
-        db = self.database_url.get_secret_value()  # type: ignore[union-attr]
-        if "127.0.0.1" in db or "localhost" in db or ":postgres@" in db or "trust" in db:
-            raise SettingsError("production profile refuses a loopback or default-password database URL")
+        db = urlsplit(self.database_url.get_secret_value())  # type: ignore[union-attr]
+        if _is_loopback(db.hostname):
+            raise SettingsError("production profile refuses a loopback database host")
+        if db.password is not None and unquote(db.password).lower() in PLACEHOLDER_SECRETS:
+            raise SettingsError("production profile refuses a placeholder database password")
         if self.kafka_security_protocol == "PLAINTEXT":
             raise SettingsError("production profile refuses plaintext Kafka; set kafka_security_protocol")
         if not self.gateway_public_url.startswith("https://"):  # type: ignore[union-attr]

@@ -38,7 +38,8 @@ class Upcasters:
         """Return ``envelope`` (a decoded JSON object) with data at ``current_version``."""
         event_type = envelope.get("type")
         version = envelope.get("schema_version")
-        if not isinstance(version, int) or version < 1:
+        # bool is a subclass of int, but JSON ``true`` is no version
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise UpcastError(f"schema_version must be a positive integer, got {version!r}")
         if version > current_version:
             raise UpcastError(f"{event_type} v{version} is newer than this reader (v{current_version})")
