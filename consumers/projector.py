@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -46,22 +47,45 @@ class DatasetsProjection(Projection):
     indexes = ('CREATE INDEX IF NOT EXISTS dataset_events_by_dataset ON {schema}.dataset_events (dataset_id, time)',)
 
     async def apply(self, conn: asyncpg.Connection, schema: str, event: Envelope[Any], record: Record) -> None:
-        fresh = await conn.fetchval(
-            f'INSERT INTO "{schema}".dataset_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) '
-            "ON CONFLICT (event_id) DO NOTHING RETURNING true",
-            event.id, event.subject, event.type, event.time, event.actor, record.topic, record.partition,
-            record.offset, json.dumps(event.data.model_dump(mode="json")),
-        )
-        if not fresh:
-            return  # the same event again (a producer retry): it changed the model once already
-        match event.data:
-            case DatasetRegistered() as d:
-                await conn.execute(
-                    f'INSERT INTO "{schema}".datasets VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9) '
-                    "ON CONFLICT (dataset_id) DO NOTHING",
-                    d.dataset_id, d.title, d.description, list(d.data_use), list(d.keywords), d.publisher,
-                    str(d.landing_page) if d.landing_page else None, "registered", event.time, event.actor,
-                )
+        await self.apply_many(conn, schema, [(event, record)])
+
+    async def apply_many(self, conn: asyncpg.Connection, schema: str,
+                         events: Sequence[tuple[Envelope[Any], Record]]) -> None:
+        """Two set-based statements per batch: the history, then the datasets its new events create."""
+        history = [
+            (e.id, e.subject, e.type, e.time, e.actor, r.topic, r.partition, r.offset,
+             json.dumps(e.data.model_dump(mode="json")))
+            for e, r in events
+        ]
+        fresh = {row[0] for row in await conn.fetch(
+            f'INSERT INTO "{schema}".dataset_events SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], '
+            "$4::timestamptz[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::jsonb[]) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            *zip(*history, strict=True),
+        )}
+        # Only an event's first appearance changes the model; redeliveries are already in the history.
+        registered: dict[str, tuple[Any, ...]] = {}
+        for event, _record in events:
+            if event.id not in fresh:
+                continue
+            fresh.discard(event.id)
+            match event.data:
+                case DatasetRegistered() as d:  # the first registration of an id wins
+                    registered.setdefault(d.dataset_id, (
+                        d.dataset_id, d.title, d.description, json.dumps(d.data_use), json.dumps(d.keywords), d.publisher,
+                        str(d.landing_page) if d.landing_page else None, "registered", event.time, event.actor,
+                    ))
+        if registered:
+            await conn.execute(
+                f'INSERT INTO "{schema}".datasets SELECT u.dataset_id, u.title, u.description, '
+                "ARRAY(SELECT jsonb_array_elements_text(u.data_use::jsonb)), "
+                "ARRAY(SELECT jsonb_array_elements_text(u.keywords::jsonb)), u.publisher, u.landing_page, u.state, "
+                "u.registered_at, u.registered_by, u.registered_at "
+                "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+                "$8::text[], $9::timestamptz[], $10::text[]) AS u(dataset_id, title, description, data_use, keywords, "
+                "publisher, landing_page, state, registered_at, registered_by) ON CONFLICT (dataset_id) DO NOTHING",
+                *zip(*registered.values(), strict=True),
+            )
 
 
 PROJECTIONS: dict[str, Projection] = {p.name: p for p in (DatasetsProjection(),)}

@@ -56,7 +56,14 @@ class Projection:
     """``CREATE INDEX`` statements with ``{schema}`` placeholders."""
 
     async def apply(self, conn: asyncpg.Connection, schema: str, event: Envelope[Any], record: Record) -> None:
+        """Fold one event into the tables; must be idempotent (the same event may come again)."""
         raise NotImplementedError
+
+    async def apply_many(self, conn: asyncpg.Connection, schema: str,
+                         events: Sequence[tuple[Envelope[Any], Record]]) -> None:
+        """Fold a batch in log order; override with set-based SQL where it pays. Same result as ``apply``."""
+        for event, record in events:
+            await self.apply(conn, schema, event, record)
 
     @classmethod
     def live_schema(cls) -> str:
@@ -131,6 +138,8 @@ class Applier:
     async def _apply(self, conn: asyncpg.Connection, records: Sequence[Record], *, isolate: bool) -> dict[TopicPartition, int]:
         positions = await stored_positions(conn, self.schema, lock=True)
         advanced: dict[TopicPartition, int] = {}
+        events: list[tuple[Envelope[Any], Record]] = []
+        poison: list[tuple[Record, str, BaseException]] = []
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             stored = advanced.get(tp, positions.get(tp, 0))
@@ -139,8 +148,26 @@ class Applier:
             if self.detect_gaps and record.offset > stored and tp not in advanced and self._gap_seeks.get(tp) != stored:
                 self._gap_seeks[tp] = stored
                 raise PositionGap(tp, stored)
-            await self._apply_one(conn, record, isolate=isolate)
             advanced[tp] = record.offset + 1
+            try:
+                events.append((decode(record.value or b""), record))
+            except EventDecodeError as exc:
+                poison.append((record, exc.reason, exc))
+        if isolate:
+            for event, record in events:
+                try:
+                    async with conn.transaction():  # a savepoint: only this event is undone
+                        await self.projection.apply(conn, self.schema, event, record)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the event cannot be projected: dead-letter it
+                    poison.append((record, "projection_failed", exc))
+        elif events:
+            await self.projection.apply_many(conn, self.schema, events)
+        # Dead letters are written before the positions commit, so none is lost, and only by the
+        # attempt that commits, so a batch retried in isolation does not write them twice.
+        for record, reason, exc in sorted(poison, key=lambda p: (p[0].topic, p[0].partition, p[0].offset)):
+            await self.on_poison(record, reason, exc)
         if advanced:
             await conn.executemany(
                 f'INSERT INTO "{self.schema}".positions (topic, partition, next_offset) VALUES ($1, $2, $3) '
@@ -148,23 +175,6 @@ class Applier:
                 [(tp.topic, tp.partition, off) for tp, off in advanced.items()],
             )
         return {**positions, **advanced}
-
-    async def _apply_one(self, conn: asyncpg.Connection, record: Record, *, isolate: bool) -> None:
-        try:
-            event = decode(record.value or b"")
-        except EventDecodeError as exc:
-            await self.on_poison(record, exc.reason, exc)
-            return
-        if not isolate:
-            await self.projection.apply(conn, self.schema, event, record)
-            return
-        try:
-            async with conn.transaction():  # a savepoint: only this event is undone
-                await self.projection.apply(conn, self.schema, event, record)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the event cannot be projected: dead-letter it
-            await self.on_poison(record, "projection_failed", exc)
 
 
 @dataclass
@@ -205,6 +215,7 @@ class ProjectionRunner:
         self.applier = Applier(projection, self.schema, self._dead_letter)
         self.consumer = kafka.consumer(settings, group_id=self.group_id)
         self.applied = 0
+        self._committed_at = 0.0
 
     async def _dead_letter(self, record: Record, reason: str, error: BaseException) -> None:
         log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
@@ -252,9 +263,11 @@ class ProjectionRunner:
             async with self.pool.acquire() as conn:
                 positions = await self.applier.apply_batch(conn, records)
         self.applied += len(records)
-        with contextlib.suppress(KafkaError):  # informational only: the truth is in PostgreSQL
-            await self.consumer.commit({tp: off for tp, off in positions.items()
-                                        if tp in self.consumer.assignment()})
+        if time.monotonic() - self._committed_at > 2.0:
+            self._committed_at = time.monotonic()
+            with contextlib.suppress(KafkaError):  # for operators' lag views only: the truth is in PostgreSQL
+                await self.consumer.commit({tp: off for tp, off in positions.items()
+                                            if tp in self.consumer.assignment()})
 
     def _rewind(self, batch: dict[TopicPartition, list[Record]], gap: PositionGap) -> None:
         """The batch was rolled back: fetch it again, the gapped partition from its stored position."""
