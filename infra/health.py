@@ -6,9 +6,8 @@ import asyncio
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 
-from infra import s3
+from infra import kafka, s3
 from infra.settings import Settings
 
 
@@ -27,12 +26,12 @@ async def _postgres(settings: Settings) -> str:
 
 
 async def _kafka(settings: Settings) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers, request_timeout_ms=3000)
-    await admin.start()
+    client = kafka.admin(settings, request_timeout_ms=3000)
+    await client.start()
     try:
-        return f"{len(await admin.list_topics())} topics"
+        return f"{len(await client.list_topics())} topics"
     finally:
-        await admin.close()
+        await client.close()
 
 
 async def _gateway(settings: Settings) -> str:

@@ -29,15 +29,44 @@ from schemas.envelope import Envelope, decode, encode
 from schemas.topics import CATALOGUE, DEAD_LETTER, topic_for
 
 
-def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection and security options shared by every Kafka client."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = (settings.kafka_sasl_password.get_secret_value()
+                                          if settings.kafka_sasl_password else None)
+    return options
+
+
+def admin(settings: Settings, **overrides: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**{**client_options(settings), **overrides})
+
+
+# Events are the source of truth: never deleted by age or size, never compacted (keys are aggregates).
+TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+
+
+def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    options: dict[str, Any] = {
+        **client_options(settings),
         "acks": "all",
         "enable_idempotence": settings.kafka_enable_idempotence,
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
         "request_timeout_ms": 30000,
-        "security_protocol": settings.kafka_security_protocol,
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
@@ -45,13 +74,12 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
 
 def consumer(settings: Settings, *topics: str, group_id: str | None = None, **overrides: Any) -> AIOKafkaConsumer:
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_servers,
+        **client_options(settings),
         "group_id": group_id,
         "auto_offset_reset": "earliest",  # Tansu's end offsets are wrong: never rely on "latest"
         "enable_auto_commit": False,
         "isolation_level": "read_uncommitted",
         "max_poll_records": settings.projector_batch_size,
-        "security_protocol": settings.kafka_security_protocol,
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
@@ -118,32 +146,31 @@ def topic_names(settings: Settings) -> list[str]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create every catalogued topic that does not exist yet; return those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers,
-                                security_protocol=settings.kafka_security_protocol)
-    await admin.start()
+    client = admin(settings)
+    await client.start()
     try:
-        existing = set(await admin.list_topics())
+        existing = set(await client.list_topics())
         wanted = [t for t in topic_names(settings) if t not in existing]
         if wanted:
             try:
-                await admin.create_topics([
-                    NewTopic(t, settings.topic_partitions, settings.topic_replication_factor) for t in wanted
+                await client.create_topics([
+                    NewTopic(t, settings.topic_partitions, settings.topic_replication_factor,
+                             topic_configs=TOPIC_CONFIG) for t in wanted
                 ])
             except TopicAlreadyExistsError:
                 pass
         return wanted
     finally:
-        await admin.close()
+        await client.close()
 
 
 async def consumer_groups(settings: Settings) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers,
-                                security_protocol=settings.kafka_security_protocol)
-    await admin.start()
+    client = admin(settings)
+    await client.start()
     try:
-        return sorted(g[0] for g in await admin.list_consumer_groups())
+        return sorted(g[0] for g in await client.list_consumer_groups())
     finally:
-        await admin.close()
+        await client.close()
 
 
 async def partitions_of(c: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

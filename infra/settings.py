@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         False, description="Turn on for Apache Kafka; the local Tansu broker has no InitProducerId"
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     topic_prefix: str = "genomebus."
     topic_partitions: int = Field(3, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
@@ -104,8 +110,16 @@ class Settings(BaseSettings):
             raise SettingsError("production profile refuses a loopback database host")
         if db.password is not None and unquote(db.password).lower() in PLACEHOLDER_SECRETS:
             raise SettingsError("production profile refuses a placeholder database password")
-        if self.kafka_security_protocol == "PLAINTEXT":
-            raise SettingsError("production profile refuses plaintext Kafka; set kafka_security_protocol")
+        if self.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            raise SettingsError("production profile refuses Kafka without TLS; set kafka_security_protocol to "
+                                "SSL or SASL_SSL")
+        if self.kafka_security_protocol == "SASL_SSL" and not (self.kafka_sasl_mechanism and self.kafka_sasl_username
+                                                                and self.kafka_sasl_password):
+            raise SettingsError("SASL_SSL needs kafka_sasl_mechanism, kafka_sasl_username and kafka_sasl_password")
+        placeholders = [name for name, value in self if "REPLACE_ME" in str(
+            value.get_secret_value() if isinstance(value, SecretStr) else value)]
+        if placeholders:
+            raise SettingsError(f"production profile refuses REPLACE_ME placeholders in: {', '.join(placeholders)}")
         if not self.gateway_public_url.startswith("https://"):  # type: ignore[union-attr]
             raise SettingsError("production profile needs an https gateway_public_url")
         return self

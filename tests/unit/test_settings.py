@@ -16,6 +16,9 @@ SAFE_PRODUCTION: dict[str, Any] = {
     "node_id": "SE",
     "kafka_bootstrap_servers": "kafka-1.node.example.se:9093,kafka-2.node.example.se:9093",
     "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_mechanism": "SCRAM-SHA-512",
+    "kafka_sasl_username": "genomebus-node",
+    "kafka_sasl_password": "Wm3-Qd9x-Rt5v-Ls2k",
     "kafka_enable_idempotence": True,
     "database_url": "postgresql://genomebus:Kx8-r2Lq-Vw7n-Zp4s@db.node.example.se:5432/genomebus",
     "s3_endpoint_url": "https://s3.node.example.se",
@@ -83,9 +86,30 @@ def test_production_judges_the_database_host_not_substrings_of_the_url() -> None
     assert production(database_url=url).dsn == url
 
 
-def test_production_refuses_plaintext_kafka() -> None:
-    with pytest.raises(ValueError, match="plaintext Kafka"):
-        production(kafka_security_protocol="PLAINTEXT")
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+def test_production_refuses_kafka_without_tls(protocol: str) -> None:
+    with pytest.raises(ValueError, match="Kafka without TLS"):
+        production(kafka_security_protocol=protocol)
+
+
+def test_production_sasl_needs_credentials() -> None:
+    with pytest.raises(ValueError, match="SASL_SSL needs"):
+        production(kafka_sasl_password=None)
+
+
+def test_production_refuses_replace_me_placeholders() -> None:
+    with pytest.raises(ValueError, match="REPLACE_ME placeholders in: database_url"):
+        production(database_url="postgresql://genomebus:REPLACE_ME_db_password@db.node.example.se/genomebus")
+
+
+def test_kafka_client_options_carry_tls_and_sasl() -> None:
+    from infra.kafka import client_options
+
+    options = client_options(production())
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["ssl_context"] is not None
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == SAFE_PRODUCTION["kafka_sasl_password"]
 
 
 @pytest.mark.parametrize("url", ["http://genomebus.node.example.se", "genomebus.node.example.se"])
