@@ -32,9 +32,12 @@ def run_demo(settings: Settings, console: Console) -> int:
 
         dataset_id = "GDI-FI-DATASET-001" if settings.node_id == "FI" else f"GDI-{settings.node_id}-DATASET-001"
         say(f"A data steward registers dataset {dataset_id} (DUO:0000042, general research use)")
-        published, waited = asyncio.run(_register(settings, dataset_id))
-        console.print(f"   dataset.registered → {published.topic}[{published.partition}]@{published.offset}; "
-                      f"projected in {waited * 1000:.0f} ms")
+        if http.get(f"/datasets/{dataset_id}").status_code == 200:
+            console.print("   already registered by an earlier run of the demo on this node; not registering twice")
+        else:
+            published, waited = asyncio.run(_register(settings, dataset_id))
+            console.print(f"   dataset.registered → {published.topic}[{published.partition}]@{published.offset}; "
+                          f"projected in {waited * 1000:.0f} ms")
 
         say(f"A researcher reads it from the gateway: GET /datasets/{dataset_id}")
         response = http.get(f"/datasets/{dataset_id}")
