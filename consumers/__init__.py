@@ -1,17 +1,20 @@
-"""Workers: each one a consumer group doing one job. ``WORKERS`` names what ``genomebus worker`` can run."""
+"""Workers: each one a consumer group doing one job. ``workers()`` names what ``genomebus worker`` can run."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import asyncio
+import importlib
+from collections.abc import Awaitable, Callable
 
 from infra.settings import Settings
 
 WorkerMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
+# name → module with ``async def main(settings, stop)``; `genomebus up` runs them all.
+WORKER_MODULES = {
+    "projector": "consumers.projector",
+}
+
 
 def workers() -> dict[str, WorkerMain]:
-    from consumers import projector
-
-    return {"projector": projector.main}
+    return {name: importlib.import_module(module).main for name, module in WORKER_MODULES.items()}

@@ -1,15 +1,46 @@
-"""Data Reception events: datasets described and released, files received."""
+"""Data Reception events: datasets described, files uploaded, checked, archived; datasets released."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-from pydantic import Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from schemas.base import PID_PATTERN, EventModel
 
 DatasetId = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-DATASET-001"])]
+Accession = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-FILE-123456789"])]
 DuoCode = Annotated[str, Field(pattern=r"^DUO:[0-9]{7}$", examples=["DUO:0000042"])]
+OntologyId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*:[A-Za-z0-9_.-]+$", examples=["HP:0001250"])]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Md5 = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+FileFormat = Literal["BAM", "CRAM", "VCF", "BCF", "FASTQ"]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OntologyTerm(_Value):
+    id: OntologyId
+    label: str | None = None
+
+
+class Individual(_Value):
+    """A person behind the data, pseudonymised: the node's own id, never a name or national id."""
+
+    id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+    sex: Literal["female", "male", "other", "unknown"] = "unknown"
+    phenotypes: tuple[OntologyTerm, ...] = ()
+    diseases: tuple[OntologyTerm, ...] = ()
+
+
+class Biosample(_Value):
+    id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+    individual_id: str
+    sample_type: OntologyTerm | None = None
+    collected: str | None = Field(None, description="ISO 8601 date (or year) of collection")
 
 
 class DatasetRegistered(EventModel):
@@ -20,12 +51,86 @@ class DatasetRegistered(EventModel):
     dataset_id: DatasetId
     title: Annotated[str, Field(min_length=1, max_length=500)]
     description: str = ""
-    data_use: Annotated[tuple[DuoCode, ...], Field(min_length=1)] = Field(
-        description="DUO terms that state the permitted uses of the data"
-    )
+    data_use: Annotated[tuple[DuoCode, ...], Field(min_length=1, description="DUO terms: the permitted uses")]
     keywords: tuple[str, ...] = ()
     publisher: str | None = None
     landing_page: HttpUrl | None = None
+    access_rights: Literal["controlled", "restricted", "public"] = "controlled"
+    individuals: tuple[Individual, ...] = ()
+    biosamples: tuple[Biosample, ...] = ()
 
 
-ReceptionEvent = Annotated[DatasetRegistered, Field(discriminator="type")]
+class FileUploaded(EventModel):
+    """A node system streamed a file into the inbox; QC has not looked at it yet."""
+
+    context = "reception"
+    type: Literal["file.uploaded"] = "file.uploaded"
+    file_id: UUID = Field(description="uuid5 of dataset and sha256: the same content uploaded again is the same file")
+    dataset_id: DatasetId
+    filename: Annotated[str, Field(min_length=1, max_length=1000)]
+    bucket: str
+    object_key: str
+    size: Annotated[int, Field(ge=0)]
+    sha256: Sha256
+    md5: Md5
+    declared_format: FileFormat
+    alias: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = None
+
+
+class QcReason(_Value):
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", examples=["checksum_mismatch"])]
+    message: str
+
+
+class FileQcPassed(EventModel):
+    context = "reception"
+    type: Literal["file.qc_passed"] = "file.qc_passed"
+    file_id: UUID
+    dataset_id: DatasetId
+    format: FileFormat
+    metrics: dict[str, Any] = Field(description="Per-format metrics: counts, sort order, index, …")
+    warnings: tuple[QcReason, ...] = ()
+
+
+class FileQcFailed(EventModel):
+    context = "reception"
+    type: Literal["file.qc_failed"] = "file.qc_failed"
+    file_id: UUID
+    dataset_id: DatasetId
+    reasons: Annotated[tuple[QcReason, ...], Field(min_length=1)]
+    message: str
+
+
+class FileArchived(EventModel):
+    """The file is encrypted at rest (Crypt4GH) in the archive, verified, and has an accession."""
+
+    context = "reception"
+    type: Literal["file.archived"] = "file.archived"
+    file_id: UUID
+    dataset_id: DatasetId
+    accession: Accession
+    drs_id: str
+    format: FileFormat
+    archive_bucket: str
+    archive_key: str
+    size: Annotated[int, Field(ge=0)]
+    decrypted_sha256: Sha256
+    decrypted_md5: Md5
+    encrypted_size: Annotated[int, Field(ge=0)]
+    encrypted_sha256: Sha256
+    encrypted_md5: Md5
+    index_key: str | None = Field(None, description="Archive key of the encrypted index (.bai/.tbi/.csi), if any")
+
+
+class DatasetReleased(EventModel):
+    context = "reception"
+    type: Literal["dataset.released"] = "dataset.released"
+    dataset_id: DatasetId
+    files: Annotated[tuple[Accession, ...], Field(min_length=1)]
+
+
+class DatasetWithdrawn(EventModel):
+    context = "reception"
+    type: Literal["dataset.withdrawn"] = "dataset.withdrawn"
+    dataset_id: DatasetId
+    reason: Annotated[str, Field(min_length=1)]

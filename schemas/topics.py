@@ -13,7 +13,15 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter
 
 from schemas.base import EventModel
-from schemas.reception import DatasetRegistered
+from schemas.reception import (
+    DatasetRegistered,
+    DatasetReleased,
+    DatasetWithdrawn,
+    FileArchived,
+    FileQcFailed,
+    FileQcPassed,
+    FileUploaded,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,8 @@ CATALOGUE: dict[str, Topic] = {
     t.context: t
     for t in (
         Topic("reception", "Data Reception: datasets described, files uploaded, checked, archived, released",
-              (DatasetRegistered,)),
+              (DatasetRegistered, FileUploaded, FileQcPassed, FileQcFailed, FileArchived, DatasetReleased,
+               DatasetWithdrawn)),
         Topic("access", "Data Access Management: applications, DAC decisions, visas, revocations"),
         Topic("discovery", "Data Discovery: public summaries indexed for Beacon and the catalogue"),
         Topic("processing", "Processing: tools registered, tasks and workflows run, outputs reviewed"),
