@@ -272,22 +272,29 @@ def schemas_export(directory: Annotated[Path, typer.Argument(help="Where to writ
 
 @dataset_app.command("register")
 def dataset_register(
-    dataset_id: Annotated[str, typer.Option("--id", help="1+MG PID, e.g. GDI-FI-DATASET-001")],
-    title: Annotated[str, typer.Option(help="Human-readable title")],
-    duo: Annotated[list[str], typer.Option("--duo", help="DUO data-use term, e.g. DUO:0000042 (repeatable)")],
-    description: Annotated[str, typer.Option(help="Free-text description")] = "",
+    dataset_id: Annotated[str | None, typer.Option("--id", help="1+MG PID, e.g. GDI-FI-DATASET-001")] = None,
+    title: Annotated[str | None, typer.Option(help="Human-readable title")] = None,
+    duo: Annotated[list[str] | None, typer.Option("--duo", help="DUO data-use term, e.g. DUO:0000042 (repeatable)")
+                   ] = None,
+    description: Annotated[str | None, typer.Option(help="Free-text description")] = None,
     keyword: Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable)")] = None,
     publisher: Annotated[str | None, typer.Option(help="Publishing organisation")] = None,
+    metadata: Annotated[Path | None, typer.Option(
+        "--metadata", help="JSON file with the dataset's fields, individuals and biosamples "
+                           "(see producers/examples); options given here override its values")] = None,
     actor: Annotated[str | None, typer.Option(help="Your steward user id (default: $USER)")] = None,
     wait: Annotated[bool, typer.Option(help="Wait until the gateway can serve it")] = True,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Register a dataset: publishes `dataset.registered` (nothing is published if the input is invalid)."""
-    from producers.datasets import InvalidDataset, describe_dataset, register_dataset
+    from producers.datasets import InvalidDataset, register_dataset
+    from producers.metadata import describe_with_metadata, load_metadata
 
     try:
-        dataset = describe_dataset(dataset_id=dataset_id, title=title, data_use=tuple(duo), description=description,
-                                   keywords=tuple(keyword or ()), publisher=publisher)
+        dataset = describe_with_metadata(
+            load_metadata(metadata) if metadata is not None else {}, dataset_id=dataset_id, title=title,
+            data_use=tuple(duo) if duo else None, description=description,
+            keywords=tuple(keyword) if keyword else None, publisher=publisher)
     except InvalidDataset as exc:
         for line in exc.errors:
             err.print(f"[red]invalid:[/red] {line}")
@@ -315,8 +322,145 @@ def dataset_register(
         published, waited = asyncio.run(run())
     except TimeoutError as exc:
         raise fail(f"published, but not projected yet: {exc}") from exc
-    console.print(f"dataset.registered {dataset_id} → {published.topic}[{published.partition}]@{published.offset}"
+    console.print(f"dataset.registered {dataset.dataset_id} → {published.topic}[{published.partition}]@{published.offset}"
                   + (f"; projected in {waited * 1000:.0f} ms" if waited is not None else ""))
+
+
+@dataset_app.command("release")
+def dataset_release(
+    dataset_id: Annotated[str, typer.Argument(help="The dataset to release")],
+    actor: Annotated[str | None, typer.Option(help="Your steward user id (default: $USER)")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Release a dataset: refused, with what is missing, unless every file is archived."""
+    from producers.datasets import release_dataset
+
+    settings = settings_for(data_dir)
+    decision, published = _with_pool(settings, lambda pool: release_dataset(
+        settings, pool, dataset_id, actor=actor or os.environ.get("USER") or "steward"))
+    if not decision.allowed:
+        err.print(f"[red]refused:[/red] {dataset_id}: {decision.reason}")
+        if decision.missing:
+            table = Table(title="not archived")
+            for col in ("file", "state", "detail"):
+                table.add_column(col)
+            for m in decision.missing:
+                table.add_row(m.file, m.state, m.detail)
+            err.print(table)
+        raise typer.Exit(5)
+    console.print(f"dataset.released {dataset_id} with {len(decision.accessions)} files → "
+                  f"{published.topic}[{published.partition}]@{published.offset}")
+
+
+@dataset_app.command("withdraw")
+def dataset_withdraw(
+    dataset_id: Annotated[str, typer.Argument(help="The dataset to withdraw")],
+    reason: Annotated[str, typer.Option(help="Why it is withdrawn (recorded on the log)")],
+    actor: Annotated[str | None, typer.Option(help="Your steward user id (default: $USER)")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Withdraw a dataset: the gateway stops serving it; its events stay on the log."""
+    from producers.datasets import InvalidDataset, withdraw_dataset
+
+    settings = settings_for(data_dir)
+    try:
+        published = _with_pool(settings, lambda pool: withdraw_dataset(
+            settings, pool, dataset_id, reason=reason, actor=actor or os.environ.get("USER") or "steward"))
+    except InvalidDataset as exc:
+        for line in exc.errors:
+            err.print(f"[red]refused:[/red] {line}")
+        raise typer.Exit(5) from exc
+    console.print(f"dataset.withdrawn {dataset_id} → {published.topic}[{published.partition}]@{published.offset}")
+
+
+def _with_pool(settings: Settings, work: Any) -> Any:
+    """Run ``work(pool)`` with a short-lived database pool; a projection that lags is a clear error."""
+    from infra import db
+    from infra.projection import NotYetProjected
+
+    async def run() -> Any:
+        pool = await db.connect(settings, max_size=2)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(run())
+    except NotYetProjected as exc:
+        raise fail(f"the node's projections are behind the log, try again: {exc}") from exc
+
+
+@app.command()
+def submit(
+    dataset_id: Annotated[str, typer.Argument(help="The dataset the files belong to, e.g. GDI-FI-DATASET-001")],
+    files: Annotated[list[Path], typer.Argument(help="Files to upload: BAM, CRAM, VCF, BCF or FASTQ")],
+    alias: Annotated[str | None, typer.Option(help="Stable name of the file in its dataset (one FILE only)")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="BAM, CRAM, VCF, BCF or FASTQ "
+                                                                     "(default: from each file's name)")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who submits (default: $USER)")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Upload files to the inbox; each is announced with `file.uploaded` only once it is there, whole."""
+    from rich.filesize import decimal
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from infra import kafka
+    from infra import s3 as object_store
+    from producers.submit import AnnounceFailed, InvalidSubmission, SubmittedFile, check_submission, submit_file
+
+    if alias is not None and len(files) > 1:
+        raise fail(f"--alias names one file, but {len(files)} files were given", 2)
+    try:  # every file checked before the first byte is sent
+        checked = [check_submission(dataset_id, f, declared_format=file_format, alias=alias) for f in files]
+    except InvalidSubmission as exc:
+        raise fail(exc.message, 2) from exc
+    settings = settings_for(data_dir)
+    who = actor or os.environ.get("USER") or "submitter"
+    submitted: list[SubmittedFile] = []
+    in_flight: Path | None = None
+
+    async def run() -> None:
+        nonlocal in_flight
+        async with kafka.Publisher(settings) as publisher, object_store.client(settings) as s3:
+            with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                          TimeRemainingColumn(), console=console) as bar:
+                for one in checked:
+                    in_flight = one.path
+                    task = bar.add_task(one.filename, total=one.size)
+                    submitted.append(await submit_file(
+                        settings, dataset_id, one.path, declared_format=one.declared_format, alias=alias,
+                        actor=who, publisher=publisher, s3=s3,
+                        progress=lambda done, total, task=task: bar.update(task, completed=done, total=total)))
+                in_flight = None
+
+    failure: str | None = None
+    code = 0
+    unannounced = "; nothing was published for it"
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        failure, code = "interrupted: upload aborted", 130
+    except SettingsError as exc:
+        failure, code = f"settings: {exc}", 2
+    except AnnounceFailed as exc:
+        failure, code, unannounced = str(exc), 1, ""
+    except Exception as exc:  # noqa: BLE001 - whatever broke, say which file and that it was not announced
+        failure, code = f"{type(exc).__name__}: {exc}", 1
+    if submitted:
+        table = Table(title=f"submitted to {dataset_id}")
+        for col in ("file", "size", "sha256", "file_id", "topic@offset", "MB/s"):
+            table.add_column(col, justify="right" if col in ("size", "MB/s") else "left")
+        for s in submitted:
+            table.add_row(s.event.filename, decimal(s.event.size), s.event.sha256[:12] + "…", str(s.file_id),
+                          f"{s.published.topic}[{s.published.partition}]@{s.published.offset}", f"{s.mb_per_s:.1f}")
+        console.print(table)
+    if failure is not None:
+        if in_flight is None:
+            raise fail(failure, code)
+        untried = len(checked) - len(submitted) - 1
+        raise fail(f"{in_flight}: {failure}{unannounced}" + (f"; {untried} more not attempted" if untried else ""),
+                   code)
 
 
 # -- the demo ----------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The projection engine: events in, PostgreSQL rows and Kafka positions out, in one transaction.
 
-A projection owns one PostgreSQL schema (``proj_<name>``) holding its tables
+A projection owns one PostgreSQL schema (``proj_<name>_v<version>``) holding its tables
 and a ``positions`` table with the next Kafka offset per partition. A batch of
 records is applied and the positions advanced in the same transaction, so a
 redelivery or a crash mid-batch changes nothing. Replay builds the same
@@ -54,6 +54,8 @@ class Projection:
     """Table name → column definitions (``CREATE TABLE schema.name (<definitions>)``)."""
     indexes: ClassVar[tuple[str, ...]] = ()
     """``CREATE INDEX`` statements with ``{schema}`` placeholders."""
+    version: ClassVar[int] = 1
+    """Bump when tables or folding change: the new version builds its own schema from offset 0."""
 
     async def apply(self, conn: asyncpg.Connection, schema: str, event: Envelope[Any], record: Record) -> None:
         """Fold one event into the tables; must be idempotent (the same event may come again)."""
@@ -67,11 +69,11 @@ class Projection:
 
     @classmethod
     def live_schema(cls) -> str:
-        return f"proj_{cls.name}"
+        return f"proj_{cls.name}_v{cls.version}"
 
     @classmethod
     def replay_schema(cls) -> str:
-        return f"proj_{cls.name}__replay"
+        return f"{cls.live_schema()}__replay"
 
     def topics(self, settings: Settings) -> list[str]:
         return [settings.topic(c) for c in self.contexts]
