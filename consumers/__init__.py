@@ -13,6 +13,8 @@ WorkerMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
 # name → module with ``async def main(settings, stop)``; `genomebus up` runs them all.
 WORKER_MODULES = {
     "projector": "consumers.projector",
+    "archive": "consumers.archive",
+    "qc": "consumers.qc",
 }
 
 

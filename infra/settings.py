@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     projector_batch_size: int = Field(500, ge=1)
     read_your_writes_timeout_s: float = Field(10.0, gt=0)
 
+    archive_secret_key_path: Path | None = Field(
+        None, description="Crypt4GH secret key of the archive; local default <data_dir>/keys/archive.sec")
+    archive_public_key_path: Path | None = Field(
+        None, description="Crypt4GH public key every archived file is encrypted for; local default .../archive.pub")
+    archive_key_passphrase: SecretStr | None = Field(
+        None, description="Passphrase of the archive secret key; local default from <data_dir>/secrets.json")
+    archive_part_size_mib: int = Field(16, ge=5, le=512, description="Multipart upload part size of the archive")
+    archive_spool_dir: Path | None = Field(
+        None, description="Where ciphertext is spooled before upload (needs the file's size free); default: TMPDIR")
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.profile != "production":
@@ -97,7 +107,8 @@ class Settings(BaseSettings):
         missing = [
             name
             for name in ("kafka_bootstrap_servers", "database_url", "s3_endpoint_url", "s3_access_key_id",
-                         "s3_secret_access_key", "gateway_public_url")
+                         "s3_secret_access_key", "gateway_public_url", "archive_secret_key_path",
+                         "archive_public_key_path")
             if getattr(self, name) is None
         ]
         if missing:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.keys import ensure_archive_keys
 from infra.settings import STATE_FILE, Settings
 
 UNPRIVILEGED_USER = "nobody"
@@ -405,6 +406,7 @@ class Supervisor:
         kill_leftovers(self.data_dir)
         previous = read_state(self.data_dir)
         creds = load_secrets(self.data_dir)
+        creds = ensure_archive_keys(self.data_dir, creds)
         ports = self.choose_ports(previous)
         self.record(ports, creds, "starting")
 

@@ -5,6 +5,9 @@ For each record, in partition order:
 - bytes that are not a valid event → dead-letter topic (reason, error, original bytes), go on;
 - an event type the worker does not handle → skip;
 - the handler returns the events to publish → publish them, then commit the offset;
+- the handler returns an ``Outcome`` → publish its events, then await its ``after_publish``
+  (a side effect that must only happen once the events are on the bus, such as removing
+  the inbox copy of an archived file), then commit the offset;
 - a transient fault (network, database, object store, ``Transient``) → retry with backoff;
 - any other exception → dead-letter topic with reason ``handler_failed``, go on.
 
@@ -47,7 +50,21 @@ class WorkerContext:
     resources: dict[str, Any] = field(default_factory=dict)
 
 
-Handler = Callable[[Envelope[Any], WorkerContext], Awaitable[Sequence[Envelope[Any]]]]
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler may return instead of a list: events, then an action once they are published.
+
+    ``after_publish`` runs after every event is acknowledged by the broker and before the
+    offset is committed, so a crash in between redelivers the input: the handler runs
+    again, publishes the same events (same derived ids) and ``after_publish`` runs again.
+    It must therefore be idempotent. A failure in it is treated like a handler failure.
+    """
+
+    events: Sequence[Envelope[Any]] = ()
+    after_publish: Callable[[], Awaitable[None]] | None = None
+
+
+Handler = Callable[[Envelope[Any], WorkerContext], Awaitable[Sequence[Envelope[Any]] | Outcome]]
 RETRYABLE = (*TRANSIENT_ERRORS, Transient, BotoCoreError)
 
 
@@ -100,9 +117,12 @@ class Worker:
                 span.set_attribute("cloudevents.event_id", str(event.id))
                 span.set_attribute("cloudevents.event_subject", event.subject)
                 try:
-                    outputs = await handler(event, ctx)
-                    for output in outputs:
+                    result = await handler(event, ctx)
+                    outcome = result if isinstance(result, Outcome) else Outcome(tuple(result))
+                    for output in outcome.events:
                         await ctx.publisher.publish(output)
+                    if outcome.after_publish is not None:
+                        await outcome.after_publish()
                     self.processed += 1
                     return
                 except RETRYABLE as exc:
