@@ -67,6 +67,7 @@ from botocore.exceptions import ClientError
 from infra import db, s3, telemetry
 from infra.keys import load_archive_keys
 from infra.settings import Settings
+from consumers.qc_checks import INDEX_SUFFIXES
 from infra.worker import Outcome, Transient, Worker, WorkerContext
 from schemas.envelope import Envelope, decode, encode, new_envelope
 from schemas.reception import FileArchived, FileQcPassed, FileUploaded
@@ -74,13 +75,6 @@ from schemas.reception import FileArchived, FileQcPassed, FileUploaded
 log = logging.getLogger("genomebus.archive")
 
 ACTOR = "archive"
-INDEX_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "BAM": (".bai", ".csi"),
-    "CRAM": (".crai",),
-    "VCF": (".tbi", ".csi"),
-    "BCF": (".csi",),
-    "FASTQ": (),
-}
 _READ_CHUNK = 1024 * 1024
 _PARTS_IN_FLIGHT = 2  # measured on SeaweedFS: 2 parts at a time +28% upload rate, 4 no better
 _BRIDGE_TIMEOUT_S = 300
@@ -110,7 +104,7 @@ def index_keys_for(object_key: str, qc: FileQcPassed) -> list[str]:
     """
     named = qc.metrics.get("index_key")
     keys = [named] if isinstance(named, str) and named.startswith(object_key) and named != object_key else []
-    return keys + [object_key + suffix for suffix in INDEX_SUFFIXES[qc.format] if object_key + suffix not in keys]
+    return keys + [object_key + suffix for suffix in INDEX_SUFFIXES.get(qc.format, ()) if object_key + suffix not in keys]
 
 
 class Digest:

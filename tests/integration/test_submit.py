@@ -67,7 +67,9 @@ async def test_a_vcf_lands_in_the_inbox_and_is_announced(stack, publisher, inbox
     dataset_id = new_dataset_id()
     sha256, md5 = digests(VCF)
 
-    submitted = await submit_file(stack, dataset_id, VCF, actor="pipeline-1", publisher=publisher)
+    # Declared as BAM, QC refuses it (format_mismatch), so the archive never removes the inbox copy we inspect.
+    submitted = await submit_file(stack, dataset_id, VCF, declared_format="BAM", actor="pipeline-1",
+                                  publisher=publisher)
 
     file_id = file_id_for(dataset_id, sha256)
     key = f"{dataset_id}/{file_id}/NA18537.vcf.gz"
@@ -80,7 +82,7 @@ async def test_a_vcf_lands_in_the_inbox_and_is_announced(stack, publisher, inbox
     event = envelope.data
     assert (event.sha256, event.md5, event.size) == (sha256, md5, VCF.stat().st_size)
     assert (event.dataset_id, event.bucket, event.object_key) == (dataset_id, stack.s3_inbox_bucket, key)
-    assert event.declared_format == "VCF"
+    assert event.declared_format == "BAM"
     assert envelope.actor == "pipeline-1"
     assert (submitted.published.topic, submitted.published.event_id) == (stack.topic("reception"), str(envelope.id))
 
@@ -167,7 +169,9 @@ async def test_submit_with_the_cli(stack, inbox):
     dataset_id = new_dataset_id()
     file_id = file_id_for(dataset_id, digests(VCF)[0])
 
-    result = cli(stack, "submit", dataset_id, str(VCF), "--alias", "NA18537-chr21", "--actor", "pipeline-7")
+    # --format BAM makes QC refuse it, so the inbox copy stays (a good file is removed once archived).
+    result = cli(stack, "submit", dataset_id, str(VCF), "--alias", "NA18537-chr21", "--actor", "pipeline-7",
+                 "--format", "BAM")
 
     assert result.returncode == 0, result.stderr
     assert str(file_id) in result.stdout

@@ -25,6 +25,8 @@ SAFE_PRODUCTION: dict[str, Any] = {
     "s3_access_key_id": "genomebus-node",
     "s3_secret_access_key": "q7N2-kR9v-Lw4x-Tz8m-Hc3p",
     "gateway_public_url": "https://genomebus.node.example.se",
+    "archive_secret_key_path": "/run/secrets/genomebus-archive.sec",
+    "archive_public_key_path": "/etc/genomebus/archive.pub",
 }
 
 
