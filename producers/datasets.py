@@ -109,7 +109,15 @@ async def release_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: st
     event = new_envelope(DatasetReleased(dataset_id=dataset_id, files=decision.accessions), source=settings.source,
                          actor=actor)
     async with Publisher(settings) as publisher:
-        return decision, await publisher.publish(event)
+        published = await publisher.publish(event)
+    await _projected(settings, pool, DatasetsProjection, published)
+    return decision, published
+
+
+async def _projected(settings: Settings, pool: asyncpg.Pool, projection: type[Projection], published: Published) -> None:
+    """Read-your-writes: return once ``projection`` shows the event just published."""
+    await wait_for_position(pool, projection, published.topic, published.partition, published.offset,
+                            settings.read_your_writes_timeout_s)
 
 
 async def withdraw_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: str, *, reason: str,
@@ -131,4 +139,6 @@ async def withdraw_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: s
     except ValidationError as exc:
         raise InvalidDataset([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from exc
     async with Publisher(settings) as publisher:
-        return await publisher.publish(event)
+        published = await publisher.publish(event)
+    await _projected(settings, pool, DatasetsProjection, published)
+    return published
