@@ -19,9 +19,8 @@ Phases, all against the stack's ``genomebus.reception`` topic:
    live projector (running in the stack) has reached every produced offset;
 3. raw consume of the whole topic (manual assign, no decoding), then
    consume + ``schemas.envelope.decode`` of every record;
-4. breakdown: decode alone (in memory), ``Applier.apply_batch`` alone on the
-   consumed records into a scratch schema at the live batch size, and an
-   experimental set-based apply (a few statements per batch) for comparison;
+4. breakdown: decode alone (in memory), and ``Applier.apply_batch`` alone on the
+   consumed records into a scratch schema at the live batch size;
 5. ``infra.projection.replay(..., verify=True)``.
 
 Figures are printed as a table and written to bench/results/projection-<timestamp>.json.
@@ -33,45 +32,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402  (puts the repository root on sys.path)
+    BenchTimeout, Deadline, console, data_dir_for, run_prefix, run_timed, with_stack, write_results,
+)
 
 import asyncpg  # noqa: E402
 from aiokafka.structs import TopicPartition  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from consumers.projector import DatasetsProjection  # noqa: E402
-from infra import db, kafka, stack  # noqa: E402
+from infra import db, kafka  # noqa: E402
 from infra.projection import Applier, Record, ensure_schema, replay, stored_positions, wait_for_position  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from schemas.envelope import Envelope, EventDecodeError, decode, new_envelope  # noqa: E402
 from schemas.reception import DatasetRegistered  # noqa: E402
 
-console = Console()
-if console.width < 140:
-    console = Console(width=140)  # the table is wide; do not wrap it in pipes and logs
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCRATCH_APPLIER = "proj_datasets__bench_applier"
-SCRATCH_SETBASED = "proj_datasets__bench_setbased"
-
-
-class BenchTimeout(RuntimeError):
-    pass
 
 
 @dataclass
@@ -96,24 +84,7 @@ class Results:
         return next((r for r in (*self.rows, *self.breakdown) if r.name == name), None)
 
 
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.end - time.monotonic()
-
-    def check(self, what: str) -> None:
-        if self.left() <= 0:
-            raise BenchTimeout(f"timed out during {what}")
-
-
 # -- events ------------------------------------------------------------------------------
-
-
-def run_prefix() -> str:
-    """Digits that keep this run's dataset ids distinct from earlier runs on the same stack."""
-    return f"{int(time.time()) % 10**8:08d}"
 
 
 def make_envelopes(settings: Settings, prefix: str, n: int, *, start: int = 0) -> list[Envelope[Any]]:
@@ -294,83 +265,9 @@ async def applier_only(pool: asyncpg.Pool, records: list[Record], batch_size: in
         started = time.perf_counter()
         for i in range(0, len(records), batch_size):
             await applier.apply_batch(conn, records[i:i + batch_size])
-        return len(records), time.perf_counter() - started
-
-
-async def setbased_apply_batch(conn: asyncpg.Connection, schema: str, records: list[Record]) -> None:
-    """Experimental: the datasets projection as a handful of statements per batch instead of 2 per event.
-
-    Same tables, same idempotence (event_id dedup; only fresh events touch ``datasets``),
-    same positions-in-the-same-transaction rule. Not used by the node: here only to size the gain.
-    """
-    events = []
-    for r in records:
-        with contextlib.suppress(EventDecodeError):
-            events.append((decode(r.value or b""), r))
-    async with conn.transaction():
-        rows = await conn.fetch(f'SELECT topic, partition, next_offset FROM "{schema}".positions FOR UPDATE')
-        stored = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
-        todo = [(e, r) for e, r in events if r.offset >= stored.get((r.topic, r.partition), 0)]
-        fresh: set[Any] = set()
-        if todo:
-            fresh_rows = await conn.fetch(
-                f'INSERT INTO "{schema}".dataset_events '
-                "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], "
-                "$6::text[], $7::int[], $8::bigint[], $9::jsonb[]) "
-                "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                [e.id for e, _ in todo], [e.subject for e, _ in todo], [e.type for e, _ in todo],
-                [e.time for e, _ in todo], [e.actor for e, _ in todo], [r.topic for _, r in todo],
-                [r.partition for _, r in todo], [r.offset for _, r in todo],
-                [json.dumps(e.data.model_dump(mode="json")) for e, _ in todo],
-            )
-            fresh = {row["event_id"] for row in fresh_rows}
-        datasets = [
-            (d.dataset_id, d.title, d.description, list(d.data_use), list(d.keywords), d.publisher,
-             str(d.landing_page) if d.landing_page else None, "registered", e.time, e.actor)
-            for e, _ in todo if e.id in fresh and isinstance((d := e.data), DatasetRegistered)
-        ]
-        if datasets:
-            await conn.executemany(
-                f'INSERT INTO "{schema}".datasets VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9) '
-                "ON CONFLICT (dataset_id) DO NOTHING",
-                datasets,
-            )
-        advanced: dict[tuple[str, int], int] = {}
-        for r in records:
-            advanced[(r.topic, r.partition)] = max(advanced.get((r.topic, r.partition), 0), r.offset + 1)
-        await conn.executemany(
-            f'INSERT INTO "{schema}".positions (topic, partition, next_offset) VALUES ($1, $2, $3) '
-            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-            [(t, p, o) for (t, p), o in advanced.items()],
-        )
-
-
-async def setbased_only(pool: asyncpg.Pool, records: list[Record], batch_size: int) -> tuple[int, float]:
-    projection = DatasetsProjection()
-    async with pool.acquire() as conn:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{SCRATCH_SETBASED}" CASCADE')
-        await ensure_schema(conn, projection, SCRATCH_SETBASED)
-        started = time.perf_counter()
-        for i in range(0, len(records), batch_size):
-            await setbased_apply_batch(conn, SCRATCH_SETBASED, records[i:i + batch_size])
-        return len(records), time.perf_counter() - started
-
-
-async def scratch_digests_equal(pool: asyncpg.Pool) -> bool:
-    """The set-based variant must build exactly what the Applier built."""
-    from infra.projection import table_digests
-
-    projection = DatasetsProjection()
-    async with pool.acquire() as conn:
-        a = await table_digests(conn, projection, SCRATCH_APPLIER)
-        b = await table_digests(conn, projection, SCRATCH_SETBASED)
-    return a == b
-
-
-async def drop_scratch(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        for schema in (SCRATCH_APPLIER, SCRATCH_SETBASED):
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        seconds = time.perf_counter() - started
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{SCRATCH_APPLIER}" CASCADE')
+        return len(records), seconds
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -395,20 +292,13 @@ async def bench(settings: Settings, n: int, deadline: Deadline, res: Results) ->
             count, secs, errors = await consume_all(settings, topic, until, deadline, decode_each=True)
             res.rows.append(Row("consume+decode", count, secs, f"{errors} undecodable" if errors else ""))
 
-            console.print("[bold]breakdown: decode only, Applier only, set-based apply …")
+            console.print("[bold]breakdown: decode only, Applier only …")
             count, secs = decode_only(records)
             res.breakdown.append(Row("decode only (in memory)", count, secs, "schemas.envelope.decode"))
             deadline.check("breakdown")
             count, secs = await applier_only(pool, records, settings.projector_batch_size)
             res.breakdown.append(Row("Applier.apply_batch only", count, secs,
                                      f"in-memory records, batches of {settings.projector_batch_size}, incl. decode"))
-            deadline.check("breakdown")
-            count, secs = await setbased_only(pool, records, settings.projector_batch_size)
-            same = await scratch_digests_equal(pool)
-            res.breakdown.append(Row("set-based apply (experiment)", count, secs,
-                                     f"unnest/executemany per batch, incl. decode; same tables: {same}"))
-            res.info["setbased_same_digests"] = same
-            await drop_scratch(pool)
             del records
 
             deadline.check("replay")
@@ -456,7 +346,6 @@ def render(res: Results) -> None:
 
 
 def write_json(res: Results) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     raw = res.row("raw consume")
     raw_rate = raw.rate if raw else 0.0
 
@@ -466,17 +355,10 @@ def write_json(res: Results) -> Path:
                  "ratio_vs_raw_consume": round(r.rate / raw_rate, 4) if raw_rate else None,
                  "note": r.note} for r in rows]
 
-    path = RESULTS_DIR / f"projection-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"rows": dump(res.rows), "breakdown": dump(res.breakdown), "info": res.info},
-                               indent=2, default=str))
-    return path
+    return write_results("projection", {"rows": dump(res.rows), "breakdown": dump(res.breakdown), "info": res.info})
 
 
-# -- stack handling ----------------------------------------------------------------------------
-
-
-def stack_is_running(data_dir: Path) -> bool:
-    return bool(stack.running_supervisor(data_dir)) and stack.read_state(data_dir).get("status") == "running"
+# -- main ------------------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -492,57 +374,21 @@ def main() -> int:
         parser.error("--events must be at least 1")
     timeout = args.timeout if args.timeout is not None else 300 + args.events / 25
 
-    created_dir = False
-    if args.data_dir is None:
-        data_dir = Path(tempfile.mkdtemp(prefix="genomebus-bench-", dir="/var/tmp"))
-        data_dir.chmod(0o755)  # PostgreSQL runs as nobody and must traverse it
-        created_dir = True
-    else:
-        data_dir = args.data_dir.resolve()
+    data_dir, created_dir = data_dir_for(args.data_dir)
     settings = Settings(data_dir=data_dir)
 
     res = Results()
     res.info.update(events=args.events, data_dir=str(data_dir), python=platform.python_version(),
                     cpus=os.cpu_count(), projector_batch_size=settings.projector_batch_size,
                     topic_partitions=settings.topic_partitions, started=datetime.now().isoformat())
-    started_stack = False
-    code = 0
-    try:
-        if stack_is_running(data_dir):
-            console.print(f"using the running stack in {data_dir}")
-            res.info["stack"] = "existing"
-        else:
-            console.print(f"starting a local stack in {data_dir} …")
-            t = time.perf_counter()
-            started_stack = True
-            stack.start_detached(settings, timeout=180.0)
-            res.info["stack"] = "started"
-            res.info["stack_start_seconds"] = round(time.perf_counter() - t, 1)
-            console.print(f"  stack up in {res.info['stack_start_seconds']} s")
-        deadline = Deadline(timeout)
-        try:
-            asyncio.run(asyncio.wait_for(bench(settings, args.events, deadline, res), timeout=timeout + 30))
-        except (BenchTimeout, TimeoutError) as exc:
-            console.print(f"[red]benchmark stopped: {exc!r}")
-            res.info["error"] = repr(exc)
-            code = 2
+
+    def body() -> int:
+        code = run_timed(lambda deadline: bench(settings, args.events, deadline, res), timeout, res.info)
         render(res)
         console.print(f"results: {write_json(res)}")
-    except KeyboardInterrupt:
-        code = 130
-    except stack.StackError as exc:
-        console.print(f"[red]{exc}")
-        code = 1
-    finally:
-        if started_stack:
-            console.print("stopping the stack …")
-            stack.stop_stack(data_dir)
-        if created_dir and not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        elif created_dir:
-            console.print(f"kept {data_dir}")
-    return code
+        return code
 
+    return with_stack(settings, res.info, body, created_dir=created_dir, keep_stack=False, keep_dir=args.keep)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -56,7 +56,6 @@ import os
 import platform
 import random
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -65,16 +64,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (  # noqa: E402  (puts the repository root on sys.path)
+    BENCH_DIR, REPO, BenchTimeout, Deadline, console, data_dir_for, run_prefix, run_timed, with_stack,
+    write_results,
+)
 
 import asyncpg  # noqa: E402
 import crypt4gh.lib  # noqa: E402
 import httpx  # noqa: E402
 import pysam  # noqa: E402
 from crypt4gh import sodium  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from consumers.qc_checks import BGZF_EOF, HTS_THREADS  # noqa: E402
@@ -83,12 +85,6 @@ from infra.settings import Settings  # noqa: E402
 from producers.datasets import describe_dataset, register_dataset  # noqa: E402
 from producers.submit import submit_file  # noqa: E402
 
-console = Console()
-if console.width < 140:
-    console = Console(width=140)  # the table is wide; do not wrap it in pipes and logs
-
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
 CACHE_DIR = BENCH_DIR / ".cache"
 DATA = REPO.parent / "shared" / "data"
 VCF = DATA / "variants" / "HG02102.vcf.gz"
@@ -109,28 +105,6 @@ GRCH38 = (  # (name, length) of the autosomes: what the synthetic BAM's header d
     ("chr15", 101991189), ("chr16", 90338345), ("chr17", 83257441), ("chr18", 80373285), ("chr19", 58617616),
     ("chr20", 64444167), ("chr21", 46709983), ("chr22", 50818468),
 )
-
-
-class BenchTimeout(RuntimeError):
-    pass
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.end - time.monotonic()
-
-    def check(self, what: str) -> None:
-        if self.left() <= 0:
-            raise BenchTimeout(f"timed out during {what}")
-
-    def sooner(self, seconds: float) -> Deadline:
-        """A deadline ``seconds`` from now, but never later than this one."""
-        d = Deadline(seconds)
-        d.end = min(d.end, self.end)
-        return d
 
 
 def pipeline_limit(size: int) -> float:
@@ -395,11 +369,6 @@ def rss_now(data_dir: Path) -> dict[str, Rss]:
 
 
 # -- bus: submit → QC → archived -------------------------------------------------------------------------
-
-
-def run_prefix() -> str:
-    """Digits that keep this run's dataset ids distinct from earlier runs on the same stack."""
-    return f"{int(time.time()) % 10**8:08d}"
 
 
 async def new_dataset(settings: Settings, publisher: kafka.Publisher, dataset_id: str, title: str) -> None:
@@ -668,8 +637,6 @@ def render(res: Results) -> None:
 
 
 def write_json(res: Results) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-
     def dump(r: FileRun) -> dict[str, Any]:
         out = asdict(r)
         out.update(mb=round(r.mb, 3), bus_mb_per_s=r.bus_rate and round(r.bus_rate, 3),
@@ -678,16 +645,10 @@ def write_json(res: Results) -> Path:
                    ratio_bus_over_direct=r.ratio and round(r.ratio, 4), note=r.note())
         return out
 
-    path = RESULTS_DIR / f"reception-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"files": [dump(r) for r in res.files], "info": res.info}, indent=2, default=str))
-    return path
+    return write_results("reception", {"files": [dump(r) for r in res.files], "info": res.info})
 
 
-# -- stack handling --------------------------------------------------------------------------------------
-
-
-def stack_is_running(data_dir: Path) -> bool:
-    return bool(stack.running_supervisor(data_dir)) and stack.read_state(data_dir).get("status") == "running"
+# -- main ------------------------------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -716,63 +677,23 @@ def main() -> int:
         return 1
     files = [(VCF.name, VCF, "VCF"), (BAM.name, BAM, "BAM"), (big.name, big, "BAM")]
 
-    created_dir = False
-    if args.data_dir is None:
-        data_dir = Path(tempfile.mkdtemp(prefix="genomebus-bench-", dir="/var/tmp"))
-        data_dir.chmod(0o755)  # PostgreSQL runs as nobody and must traverse it
-        created_dir = True
-    else:
-        data_dir = args.data_dir.resolve()
+    data_dir, created_dir = data_dir_for(args.data_dir)
     settings = Settings(data_dir=data_dir)
     res.info["data_dir"] = str(data_dir)
 
-    started_stack = False
-    code = 0
-    try:
-        if stack_is_running(data_dir):
-            console.print(f"using the running stack in {data_dir}")
-            console.print("[yellow]  its workers ran before: VmHWM may include earlier work")
-            res.info["stack"] = "existing"
-        else:
-            console.print(f"starting a local stack in {data_dir} …")
-            t = time.perf_counter()
-            started_stack = True
-            stack.start_detached(settings, timeout=180.0)
-            res.info["stack"] = "started"
-            res.info["stack_start_seconds"] = round(time.perf_counter() - t, 1)
-            console.print(f"  stack up in {res.info['stack_start_seconds']} s")
+    def body() -> int:
         res.info["archive_part_size_mib"] = settings.archive_part_size_mib
         timeout = 300 + sum(pipeline_limit(p.stat().st_size) + direct_limit(p.stat().st_size) for _, p, _ in files)
         res.info["overall_limit_seconds"] = round(timeout)
-        deadline = Deadline(timeout)
-        try:
-            asyncio.run(asyncio.wait_for(bench(settings, files, deadline, res, run_prefix()), timeout=timeout + 30))
-        except (BenchTimeout, TimeoutError) as exc:
-            console.print(f"[red]benchmark stopped: {exc!r}")
-            res.info["error"] = repr(exc)
-            code = 2
+        code = run_timed(lambda deadline: bench(settings, files, deadline, res, run_prefix()), timeout, res.info)
         if any(not r.archived for r in res.files):
             code = code or 3
         render(res)
         console.print(f"results: {write_json(res)}")
-    except KeyboardInterrupt:
-        code = 130
-    except stack.StackError as exc:
-        console.print(f"[red]{exc}")
-        code = 1
-    finally:
-        if started_stack and not args.keep:
-            console.print("stopping the stack …")
-            stack.stop_stack(data_dir)
-        elif started_stack:
-            console.print(f"the stack keeps running in {data_dir}; stop it with "
-                          f"`.venv/bin/python -m infra.cli down --data-dir {data_dir}`")
-        if created_dir and not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        elif created_dir:
-            console.print(f"kept {data_dir}")
-    return code
+        return code
 
+    return with_stack(settings, res.info, body, created_dir=created_dir, keep_stack=args.keep, keep_dir=args.keep,
+                      existing_note="[yellow]  its workers ran before: VmHWM may include earlier work")
 
 if __name__ == "__main__":
     sys.exit(main())
