@@ -305,18 +305,13 @@ def dataset_register(
     async def run() -> tuple[Any, float | None]:
         from consumers.projector import DatasetsProjection
         from infra import db
-        from infra.projection import wait_for_position
+        from producers.datasets import projected
 
         published = await register_dataset(settings, dataset, actor=who)
         if not wait:
             return published, None
-        pool = await db.connect(settings, max_size=2)
-        try:
-            waited = await wait_for_position(pool, DatasetsProjection, published.topic, published.partition,
-                                             published.offset, settings.read_your_writes_timeout_s)
-        finally:
-            await pool.close()
-        return published, waited
+        return published, await db.with_pool(settings, lambda pool: projected(
+            settings, pool, DatasetsProjection, published))
 
     try:
         published, waited = asyncio.run(run())
@@ -378,15 +373,8 @@ def _with_pool(settings: Settings, work: Any) -> Any:
     from infra import db
     from infra.projection import NotYetProjected
 
-    async def run() -> Any:
-        pool = await db.connect(settings, max_size=2)
-        try:
-            return await work(pool)
-        finally:
-            await pool.close()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(db.with_pool(settings, work))
     except NotYetProjected as exc:
         raise fail(f"the node's projections are behind the log, try again: {exc}") from exc
 

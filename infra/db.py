@@ -7,17 +7,30 @@ projection creates its own schema and can always be rebuilt by replay.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
 from infra.settings import Settings
+
+T = TypeVar("T")
 
 _MIGRATION_LOCK = 0x67656E6F  # "geno"
 
 
 async def connect(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(settings.dsn, min_size=min_size, max_size=max_size, command_timeout=60)
+
+
+async def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]], *, max_size: int = 2) -> T:
+    """Run ``work(pool)`` with a short-lived pool, as one-shot commands do."""
+    pool = await connect(settings, max_size=max_size)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
 
 
 def migration_files() -> list[tuple[str, str]]:

@@ -110,14 +110,14 @@ async def release_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: st
                          actor=actor)
     async with Publisher(settings) as publisher:
         published = await publisher.publish(event)
-    await _projected(settings, pool, DatasetsProjection, published)
+    await projected(settings, pool, DatasetsProjection, published)
     return decision, published
 
 
-async def _projected(settings: Settings, pool: asyncpg.Pool, projection: type[Projection], published: Published) -> None:
-    """Read-your-writes: return once ``projection`` shows the event just published."""
-    await wait_for_position(pool, projection, published.topic, published.partition, published.offset,
-                            settings.read_your_writes_timeout_s)
+async def projected(settings: Settings, pool: asyncpg.Pool, projection: type[Projection], published: Published) -> float:
+    """Read-your-writes: return, with the seconds waited, once ``projection`` shows the event just published."""
+    return await wait_for_position(pool, projection, published.topic, published.partition, published.offset,
+                                   settings.read_your_writes_timeout_s)
 
 
 async def withdraw_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: str, *, reason: str,
@@ -140,5 +140,5 @@ async def withdraw_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: s
         raise InvalidDataset([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from exc
     async with Publisher(settings) as publisher:
         published = await publisher.publish(event)
-    await _projected(settings, pool, DatasetsProjection, published)
+    await projected(settings, pool, DatasetsProjection, published)
     return published

@@ -97,7 +97,9 @@ def run_demo(settings: Settings, console: Console) -> int:
         say(f"The steward releases {dataset_id}: allowed only when every file is archived")
         from producers.datasets import release_dataset
 
-        decision, released = asyncio.run(_with_pool(settings, lambda pool: release_dataset(
+        from infra import db
+
+        decision, released = asyncio.run(db.with_pool(settings, lambda pool: release_dataset(
             settings, pool, dataset_id, actor="demo-steward")))
         if released:
             console.print(f"   dataset.released with {len(decision.accessions)} files → "
@@ -124,27 +126,15 @@ def run_demo(settings: Settings, console: Console) -> int:
     return 0
 
 
-async def _with_pool(settings: Settings, work: Any) -> Any:
-    from infra import db
-
-    pool = await db.connect(settings, max_size=2)
-    try:
-        return await work(pool)
-    finally:
-        await pool.close()
-
-
 async def _register(settings: Settings) -> tuple[Any, float]:
     from consumers.projector import DatasetsProjection
-    from infra.projection import wait_for_position
-    from producers.datasets import register_dataset
+    from infra import db
+    from producers.datasets import projected, register_dataset
     from producers.metadata import describe_with_metadata, load_metadata
 
     dataset = describe_with_metadata(load_metadata(EXAMPLE))
     published = await register_dataset(settings, dataset, actor="demo-steward")
-    waited = await _with_pool(settings, lambda pool: wait_for_position(
-        pool, DatasetsProjection, published.topic, published.partition, published.offset,
-        settings.read_your_writes_timeout_s))
+    waited = await db.with_pool(settings, lambda pool: projected(settings, pool, DatasetsProjection, published))
     return published, waited
 
 

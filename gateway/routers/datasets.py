@@ -7,6 +7,7 @@ A withdrawn dataset answers 410 Gone; its events stay on the log.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -125,11 +126,8 @@ async def get_dataset(pool: PoolDep, dataset_id: Annotated[str, Path(max_length=
         files = await conn.fetch(
             f"SELECT file_id::text AS id, accession, filename, alias, format, size, state FROM {FILES}.files "
             "WHERE dataset_id = $1 ORDER BY filename", dataset_id)
-        events = await conn.fetch(
-            f"SELECT event_id::text, type, time, actor FROM {DATASETS}.dataset_events WHERE dataset_id = $1 "
-            "ORDER BY time, kafka_offset", dataset_id)
-    return DatasetDetail(**dict(row), files=[FileSummary(**dict(f)) for f in files],
-                         history=[HistoryEvent(**dict(e)) for e in events])
+        history = await _history(conn, f"{DATASETS}.dataset_events", "dataset_id", dataset_id)
+    return DatasetDetail(**dict(row), files=[FileSummary(**dict(f)) for f in files], history=history)
 
 
 @router.get("/files/{file_id}", response_model=FileDetail, tags=["files"])
@@ -150,9 +148,7 @@ async def get_file(pool: PoolDep, file_id: Annotated[str, Path(max_length=100,
             raise Problem(404, "file-not-found", f"no file {file_id} on this node")
         if row["dataset_state"] == "withdrawn":
             raise Problem(410, "dataset-withdrawn", f"file {file_id} belongs to a withdrawn dataset")
-        events = await conn.fetch(
-            f"SELECT event_id::text, type, time, actor FROM {FILES}.file_events WHERE file_id = $1 "
-            "ORDER BY time, kafka_offset", row["file_id"])
+        history = await _history(conn, f"{FILES}.file_events", "file_id", row["file_id"])
     return FileDetail(
         id=str(row["file_id"]), accession=row["accession"], filename=row["filename"], alias=row["alias"],
         format=row["format"], size=row["size"], state=row["state"], dataset_id=row["dataset_id"],
@@ -161,11 +157,16 @@ async def get_file(pool: PoolDep, file_id: Annotated[str, Path(max_length=100,
         encrypted_size=row["encrypted_size"], qc_metrics=_json(row["qc_metrics"]),
         qc_warnings=_json(row["qc_warnings"]) or [], qc_reasons=_json(row["qc_reasons"]) or [],
         qc_message=row["qc_message"], uploaded_at=row["uploaded_at"], updated_at=row["updated_at"],
-        history=[HistoryEvent(**dict(e)) for e in events],
+        history=history,
     )
 
 
-def _json(value: Any) -> Any:
-    import json
+async def _history(conn: Any, table: str, column: str, subject: Any) -> list[HistoryEvent]:
+    """An aggregate's events as projected, in the order they happened."""
+    rows = await conn.fetch(f"SELECT event_id::text, type, time, actor FROM {table} WHERE {column} = $1 "
+                            "ORDER BY time, kafka_offset", subject)
+    return [HistoryEvent(**dict(r)) for r in rows]
 
+
+def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
