@@ -52,12 +52,12 @@ import asyncpg  # noqa: E402
 from aiokafka.structs import TopicPartition  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from consumers.projector import DatasetsProjection  # noqa: E402
-from infra import db, kafka  # noqa: E402
-from infra.projection import Applier, Record, ensure_schema, replay, stored_positions, wait_for_position  # noqa: E402
-from infra.settings import Settings  # noqa: E402
-from schemas.envelope import Envelope, EventDecodeError, decode, new_envelope  # noqa: E402
-from schemas.reception import DatasetRegistered  # noqa: E402
+from genomebus.infra.readmodels.datasets import DatasetsProjection  # noqa: E402
+from genomebus.infra import db, kafka  # noqa: E402
+from genomebus.infra.projection import Applier, Record, ensure_schema, replay, stored_positions, wait_for_position  # noqa: E402
+from genomebus.infra.settings import Settings  # noqa: E402
+from genomebus.schemas.envelope import Envelope, EventDecodeError, decode, new_envelope  # noqa: E402
+from genomebus.schemas.reception import DatasetRegistered  # noqa: E402
 
 SCRATCH_APPLIER = "proj_datasets__bench_applier"
 
@@ -294,7 +294,7 @@ async def bench(settings: Settings, n: int, deadline: Deadline, res: Results) ->
 
             console.print("[bold]breakdown: decode only, Applier only …")
             count, secs = decode_only(records)
-            res.breakdown.append(Row("decode only (in memory)", count, secs, "schemas.envelope.decode"))
+            res.breakdown.append(Row("decode only (in memory)", count, secs, "genomebus.schemas.envelope.decode"))
             deadline.check("breakdown")
             count, secs = await applier_only(pool, records, settings.projector_batch_size)
             res.breakdown.append(Row("Applier.apply_batch only", count, secs,

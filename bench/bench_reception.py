@@ -79,11 +79,11 @@ import pysam  # noqa: E402
 from crypt4gh import sodium  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from consumers.qc_checks import BGZF_EOF, HTS_THREADS  # noqa: E402
-from infra import db, kafka, stack  # noqa: E402
-from infra.settings import Settings  # noqa: E402
-from producers.datasets import describe_dataset, register_dataset  # noqa: E402
-from producers.submit import submit_file  # noqa: E402
+from genomebus.consumers.qc_checks import BGZF_EOF, HTS_THREADS  # noqa: E402
+from genomebus.infra import db, kafka, stack  # noqa: E402
+from genomebus.infra.settings import Settings  # noqa: E402
+from genomebus.producers.datasets import describe_dataset, register_dataset  # noqa: E402
+from genomebus.producers.submit import submit_file  # noqa: E402
 
 CACHE_DIR = BENCH_DIR / ".cache"
 DATA = REPO.parent / "shared" / "data"

@@ -24,8 +24,8 @@ if str(REPO) not in sys.path:
 
 from rich.console import Console  # noqa: E402
 
-from infra import stack  # noqa: E402
-from infra.settings import Settings  # noqa: E402
+from genomebus.infra import stack  # noqa: E402
+from genomebus.infra.settings import Settings  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
 
@@ -114,7 +114,7 @@ def with_stack(settings: Settings, info: dict[str, Any], body: Callable[[], int]
             stack.stop_stack(data_dir)
         elif started_stack:
             console.print(f"the stack keeps running in {data_dir}; stop it with "
-                          f"`.venv/bin/python -m infra.cli down --data-dir {data_dir}`")
+                          f"`.venv/bin/python -m genomebus.cli down --data-dir {data_dir}`")
         if created_dir and not keep_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
         elif created_dir:

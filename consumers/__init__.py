@@ -6,15 +6,15 @@ import asyncio
 import importlib
 from collections.abc import Awaitable, Callable
 
-from infra.settings import Settings
+from genomebus.infra.settings import Settings
 
 WorkerMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
 # name → module with ``async def main(settings, stop)``; `genomebus up` runs them all.
 WORKER_MODULES = {
-    "projector": "consumers.projector",
-    "archive": "consumers.archive",
-    "qc": "consumers.qc",
+    "projector": "genomebus.consumers.projector",
+    "archive": "genomebus.consumers.archive",
+    "qc": "genomebus.consumers.qc",
 }
 
 

@@ -64,13 +64,13 @@ import asyncpg
 import crypt4gh.lib
 from botocore.exceptions import ClientError
 
-from infra import db, s3, telemetry
-from infra.keys import load_archive_keys
-from infra.settings import Settings
-from consumers.qc_checks import INDEX_SUFFIXES
-from infra.worker import Outcome, Transient, Worker, WorkerContext
-from schemas.envelope import Envelope, decode, encode, new_envelope
-from schemas.reception import FileArchived, FileQcPassed, FileUploaded
+from genomebus.infra import db, s3, telemetry
+from genomebus.infra.keys import load_archive_keys
+from genomebus.infra.settings import Settings
+from genomebus.consumers.qc_checks import INDEX_SUFFIXES
+from genomebus.infra.worker import Outcome, Transient, Worker, WorkerContext
+from genomebus.schemas.envelope import Envelope, decode, encode, new_envelope
+from genomebus.schemas.reception import FileArchived, FileQcPassed, FileUploaded
 
 log = logging.getLogger("genomebus.archive")
 

@@ -31,12 +31,12 @@ import aiohttp
 import asyncpg
 from botocore.exceptions import ClientError
 
-from consumers.qc_checks import INDEX_SUFFIXES, QcResult, check_file
-from infra import db, s3, telemetry
-from infra.settings import Settings
-from infra.worker import Transient, Worker, WorkerContext
-from schemas.envelope import Envelope, new_envelope
-from schemas.reception import FileQcFailed, FileQcPassed, FileUploaded, QcReason
+from genomebus.consumers.qc_checks import INDEX_SUFFIXES, QcResult, check_file
+from genomebus.infra import db, s3, telemetry
+from genomebus.infra.settings import Settings
+from genomebus.infra.worker import Transient, Worker, WorkerContext
+from genomebus.schemas.envelope import Envelope, new_envelope
+from genomebus.schemas.reception import FileQcFailed, FileQcPassed, FileUploaded, QcReason
 
 ACTOR = "worker:qc"
 CHUNK = 1 << 20

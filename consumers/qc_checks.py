@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 
 import pysam
 
-from schemas.reception import QcReason
+from genomebus.schemas.reception import QcReason
 
 CHUNK = 1 << 20
 SNIFF_BYTES = 1 << 16

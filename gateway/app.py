@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from gateway import problems
-from gateway.routers import datasets, service_info
-from infra import db, projection, telemetry
-from infra.settings import Settings
-from consumers.projector import PROJECTIONS
+from genomebus.gateway import problems
+from genomebus.gateway.routers import datasets, service_info
+from genomebus.infra import db, projection, telemetry
+from genomebus.infra.settings import Settings
+from genomebus.infra.readmodels import READ_MODELS as PROJECTIONS
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -7,7 +7,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
-from infra.settings import Settings
+from genomebus.infra.settings import Settings
 
 
 def _settings(request: Request) -> Settings:

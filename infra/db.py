@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from infra.settings import Settings
+from genomebus.infra.settings import Settings
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ import asyncio
 import asyncpg
 import httpx
 
-from infra import kafka, s3
-from infra.settings import Settings
+from genomebus.infra import kafka, s3
+from genomebus.infra.settings import Settings
 
 
 async def _seaweedfs(settings: Settings) -> str:

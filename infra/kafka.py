@@ -22,11 +22,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
-from infra import telemetry
-from infra.settings import Settings
-from schemas.deadletter import DeadLetter
-from schemas.envelope import Envelope, decode, encode
-from schemas.topics import CATALOGUE, DEAD_LETTER, topic_for
+from genomebus.infra import telemetry
+from genomebus.infra.settings import Settings
+from genomebus.schemas.deadletter import DeadLetter
+from genomebus.schemas.envelope import Envelope, decode, encode
+from genomebus.schemas.topics import CATALOGUE, DEAD_LETTER, topic_for
 
 
 def client_options(settings: Settings) -> dict[str, Any]:

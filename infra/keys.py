@@ -22,7 +22,7 @@ from pathlib import Path
 from crypt4gh import sodium
 from crypt4gh.keys import c4gh, get_private_key, get_public_key
 
-from infra.settings import Settings
+from genomebus.infra.settings import Settings
 
 SECRETS_FILE = "secrets.json"  # written by infra.stack.load_secrets
 PASSPHRASE_SECRET = "archive_key_passphrase"

@@ -23,9 +23,9 @@ from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from infra import kafka, telemetry
-from infra.settings import Settings
-from schemas.envelope import Envelope, EventDecodeError, decode
+from genomebus.infra import kafka, telemetry
+from genomebus.infra.settings import Settings
+from genomebus.schemas.envelope import Envelope, EventDecodeError, decode
 
 log = logging.getLogger("genomebus.projection")
 

@@ -10,7 +10,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from infra.settings import Settings
+from genomebus.infra.settings import Settings
 
 
 @contextlib.asynccontextmanager

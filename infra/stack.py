@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.keys import ensure_archive_keys
-from infra.settings import STATE_FILE, Settings
+from genomebus.infra.keys import ensure_archive_keys
+from genomebus.infra.settings import STATE_FILE, Settings
 
 UNPRIVILEGED_USER = "nobody"
 POSTGRES_USER = "genomebus"
@@ -352,14 +352,14 @@ class Supervisor:
         return Child("kafka", "server", argv, env=env, cwd=self.data_dir, port=ports["kafka"])
 
     def genomebus_child(self, name: str, kind: str, argv: list[str], port: int | None = None) -> Child:
-        base = [sys.executable, "-m", "infra.cli"]
+        base = [sys.executable, "-m", "genomebus.cli"]
         env = {"GENOMEBUS_DATA_DIR": str(self.data_dir), "GENOMEBUS_PROFILE": "local",
                "GENOMEBUS_NODE_ID": self.settings.node_id, "PYTHONUNBUFFERED": "1"}
         return Child(name, kind, base + argv, env=env, cwd=Path.cwd(), port=port)
 
     # health
     async def wait_healthy(self, child: Child, timeout: float = 60.0) -> None:
-        from infra import health
+        from genomebus.infra import health
 
         deadline = time.monotonic() + timeout
         last: str = "not started"
@@ -473,14 +473,14 @@ class Supervisor:
 
     async def ensure_buckets(self) -> None:
         """The broker's bucket must exist before Tansu writes to it."""
-        from infra import s3
+        from genomebus.infra import s3
 
         settings = self.settings_for_children()
         async with s3.client(settings) as client:
             await s3.ensure_buckets(client, [KAFKA_BUCKET, settings.s3_inbox_bucket, settings.s3_archive_bucket])
 
     async def prepare(self) -> None:
-        from infra import db, kafka
+        from genomebus.infra import db, kafka
 
         settings = self.settings_for_children()
         await kafka.ensure_topics(settings)
@@ -564,7 +564,7 @@ def start_detached(settings: Settings, timeout: float = 180.0) -> str:
     env = {**os.environ, "GENOMEBUS_DATA_DIR": str(data_dir), "GENOMEBUS_NODE_ID": settings.node_id}
     if settings.gateway_port:
         env["GENOMEBUS_GATEWAY_PORT"] = str(settings.gateway_port)
-    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "up", "--data-dir", str(data_dir)],
+    proc = subprocess.Popen([sys.executable, "-m", "genomebus.cli", "up", "--data-dir", str(data_dir)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env, start_new_session=True)
     log.close()

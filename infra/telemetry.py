@@ -13,7 +13,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-from infra.settings import Settings
+from genomebus.infra.settings import Settings
 
 PRODUCER = trace.SpanKind.PRODUCER
 CONSUMER = trace.SpanKind.CONSUMER

@@ -29,10 +29,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from botocore.exceptions import BotoCoreError
 
-from infra import kafka, telemetry
-from infra.projection import TRANSIENT_ERRORS, Backoff
-from infra.settings import Settings
-from schemas.envelope import Envelope, EventDecodeError, decode
+from genomebus.infra import kafka, telemetry
+from genomebus.infra.projection import TRANSIENT_ERRORS, Backoff
+from genomebus.infra.settings import Settings
+from genomebus.schemas.envelope import Envelope, EventDecodeError, decode
 
 log = logging.getLogger("genomebus.worker")
 

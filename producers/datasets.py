@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from infra.kafka import Published, Publisher, end_offsets
-from infra.projection import Projection, wait_for_position
-from infra.settings import Settings
-from schemas.envelope import new_envelope
-from schemas.reception import DatasetRegistered, DatasetReleased, DatasetWithdrawn
+from genomebus.infra.kafka import Published, Publisher, end_offsets
+from genomebus.infra.projection import Projection, wait_for_position
+from genomebus.infra.settings import Settings
+from genomebus.schemas.envelope import new_envelope
+from genomebus.schemas.reception import DatasetRegistered, DatasetReleased, DatasetWithdrawn
 
 
 class InvalidDataset(ValueError):
@@ -93,7 +93,8 @@ async def caught_up(settings: Settings, pool: asyncpg.Pool, *projections: type[P
 async def release_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: str, *, actor: str) -> tuple[
         ReleaseDecision, Published | None]:
     """Publish ``dataset.released`` if ``decide_release`` allows it; return the decision either way."""
-    from consumers.projector import DatasetsProjection, FilesProjection
+    from genomebus.infra.readmodels.datasets import DatasetsProjection
+    from genomebus.infra.readmodels.files import FilesProjection
 
     await caught_up(settings, pool, DatasetsProjection, FilesProjection)
     async with pool.acquire() as conn:
@@ -123,7 +124,7 @@ async def projected(settings: Settings, pool: asyncpg.Pool, projection: type[Pro
 async def withdraw_dataset(settings: Settings, pool: asyncpg.Pool, dataset_id: str, *, reason: str,
                            actor: str) -> Published:
     """Publish ``dataset.withdrawn``: the gateway stops serving the dataset; its events stay."""
-    from consumers.projector import DatasetsProjection
+    from genomebus.infra.readmodels.datasets import DatasetsProjection
 
     await caught_up(settings, pool, DatasetsProjection)
     async with pool.acquire() as conn:

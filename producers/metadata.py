@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from producers.datasets import InvalidDataset, describe_dataset
-from schemas.reception import DatasetRegistered
+from genomebus.producers.datasets import InvalidDataset, describe_dataset
+from genomebus.schemas.reception import DatasetRegistered
 
 
 def load_metadata(path: Path | str) -> dict[str, Any]:

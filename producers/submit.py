@@ -35,12 +35,12 @@ from uuid import UUID
 
 from botocore.exceptions import ClientError
 
-from infra import s3 as object_store
-from infra.kafka import Published, Publisher
-from infra.settings import Settings
-from schemas.base import PID_PATTERN
-from schemas.envelope import new_envelope
-from schemas.reception import FileFormat, FileUploaded
+from genomebus.infra import s3 as object_store
+from genomebus.infra.kafka import Published, Publisher
+from genomebus.infra.settings import Settings
+from genomebus.schemas.base import PID_PATTERN
+from genomebus.schemas.envelope import new_envelope
+from genomebus.schemas.reception import FileFormat, FileUploaded
 
 log = logging.getLogger(__name__)
 

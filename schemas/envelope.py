@@ -15,8 +15,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.base import EventModel
-from schemas.upcasting import UPCASTERS, UpcastError, Upcasters
+from genomebus.schemas.base import EventModel
+from genomebus.schemas.upcasting import UPCASTERS, UpcastError, Upcasters
 
 E = TypeVar("E", bound=EventModel)
 
@@ -108,7 +108,7 @@ def encode(envelope: Envelope[Any]) -> bytes:
 
 def decode(raw: bytes, *, upcasters: Upcasters = UPCASTERS) -> Envelope[Any]:
     """Parse, upcast and validate one event; raise ``EventDecodeError`` with a reason code."""
-    from schemas.topics import event_class
+    from genomebus.schemas.topics import event_class
 
     try:
         obj = json.loads(raw)

@@ -14,17 +14,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
 
 from pydantic.json_schema import models_json_schema
 
-from schemas.base import EventModel
-from schemas.deadletter import DeadLetter
-from schemas.envelope import Envelope
-from schemas.topics import CATALOGUE, DEAD_LETTER, event_types
+from genomebus.schemas.base import EventModel
+from genomebus.schemas.deadletter import DeadLetter
+from genomebus.schemas.envelope import Envelope
+from genomebus.schemas.topics import CATALOGUE, DEAD_LETTER, event_types
 
-if TYPE_CHECKING:
-    from infra.settings import Settings
+
+class Settings(Protocol):
+    """What the export needs to know of a node's settings (``genomebus.infra.settings.Settings`` has it)."""
+
+    source: str
+    topic_partitions: int
+    topic_replication_factor: int
+
+    def topic(self, context: str) -> str: ...
+
+
+def contract_version() -> str:
+    """The contract is versioned with the node's distribution."""
+    try:
+        return version("genomebus")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_VERSION = "3.0.0"
@@ -68,7 +84,7 @@ def dead_letter_schema() -> dict[str, Any]:
 
 def asyncapi(settings: Settings) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the bus: a channel per catalogued topic, a message per event."""
-    from gateway.routers.service_info import VERSION  # the contract is versioned with the node's API
+    VERSION = contract_version()  # noqa: N806
 
     events = _events()
     envelopes = [Envelope[cls] for _, cls in events]  # type: ignore[valid-type]

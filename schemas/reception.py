@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from schemas.base import PID_PATTERN, EventModel
+from genomebus.schemas.base import PID_PATTERN, EventModel
 
 DatasetId = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-DATASET-001"])]
 Accession = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-FILE-123456789"])]

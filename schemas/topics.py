@@ -12,8 +12,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from schemas.base import EventModel
-from schemas.reception import (
+from genomebus.schemas.base import EventModel
+from genomebus.schemas.reception import (
     DatasetRegistered,
     DatasetReleased,
     DatasetWithdrawn,

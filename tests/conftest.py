@@ -27,8 +27,8 @@ def node_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def stack(node_dir: Path) -> Iterator[object]:
-    from infra.settings import Settings
-    from infra.stack import start_detached, stop_stack
+    from genomebus.infra.settings import Settings
+    from genomebus.infra.stack import start_detached, stop_stack
 
     settings = Settings(data_dir=node_dir, node_id="FI")
     start_detached(settings)
@@ -38,7 +38,7 @@ def stack(node_dir: Path) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 async def pool(stack: object) -> AsyncIterator[object]:
-    from infra import db
+    from genomebus.infra import db
 
     p = await db.connect(stack, max_size=5)  # type: ignore[arg-type]
     yield p
@@ -47,7 +47,7 @@ async def pool(stack: object) -> AsyncIterator[object]:
 
 @pytest.fixture(scope="session")
 async def publisher(stack: object) -> AsyncIterator[object]:
-    from infra.kafka import Publisher
+    from genomebus.infra.kafka import Publisher
 
     async with Publisher(stack) as pub:  # type: ignore[arg-type]
         yield pub

@@ -7,7 +7,6 @@ A withdrawn dataset answers 410 Gone; its events stay on the log.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,14 +15,12 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
-from consumers.projector import DatasetsProjection, FilesProjection
-from gateway.deps import PoolDep
-from gateway.problems import Problem
-from schemas.base import PID_PATTERN
+from genomebus.gateway.deps import PoolDep
+from genomebus.infra.readmodels import datasets, files
+from genomebus.gateway.problems import Problem
+from genomebus.schemas.base import PID_PATTERN
 
 router = APIRouter(tags=["datasets"])
-DATASETS = DatasetsProjection.live_schema()
-FILES = FilesProjection.live_schema()
 
 
 class HistoryEvent(BaseModel):
@@ -91,25 +88,14 @@ class FileDetail(FileSummary):
     history: list[HistoryEvent]
 
 
-_DATASET_COLUMNS = (
-    "dataset_id AS id, title, description, data_use, keywords, publisher, landing_page, access_rights, state, "
-    "jsonb_array_length(individuals) AS individuals, jsonb_array_length(biosamples) AS biosamples, "
-    "registered_at, released_at, updated_at"
-)
-
-
 @router.get("/datasets", response_model=DatasetPage)
 async def list_datasets(pool: PoolDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                         offset: Annotated[int, Query(ge=0)] = 0,
                         state: Annotated[Literal["registered", "released"] | None, Query()] = None) -> DatasetPage:
     """Datasets on this node, withdrawn ones excepted."""
-    where = "state <> 'withdrawn'" + (" AND state = $3" if state else "")
-    args: list[Any] = [limit, offset] + ([state] if state else [])
     async with pool.acquire() as conn:
-        rows = await conn.fetch(f"SELECT {_DATASET_COLUMNS}, count(*) OVER () AS total FROM {DATASETS}.datasets "
-                                f"WHERE {where} ORDER BY dataset_id LIMIT $1 OFFSET $2", *args)
-    total = rows[0]["total"] if rows else 0
-    return DatasetPage(datasets=[Dataset(**dict(r)) for r in rows], total=total, limit=limit, offset=offset)
+        rows, total = await datasets.list_datasets(conn, limit=limit, offset=offset, state=state)
+    return DatasetPage(datasets=[Dataset(**r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetDetail)
@@ -117,17 +103,14 @@ async def get_dataset(pool: PoolDep, dataset_id: Annotated[str, Path(max_length=
     if not re.fullmatch(PID_PATTERN, dataset_id):
         raise Problem(400, "invalid-dataset-id", f"{dataset_id!r} is not a 1+MG dataset id ({PID_PATTERN})")
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(f"SELECT {_DATASET_COLUMNS} FROM {DATASETS}.datasets WHERE dataset_id = $1",
-                                  dataset_id)
+        row = await datasets.get_dataset(conn, dataset_id)
         if row is None:
             raise Problem(404, "dataset-not-found", f"no dataset {dataset_id} on this node")
         if row["state"] == "withdrawn":
             raise Problem(410, "dataset-withdrawn", f"dataset {dataset_id} was withdrawn and is no longer served")
-        files = await conn.fetch(
-            f"SELECT file_id::text AS id, accession, filename, alias, format, size, state FROM {FILES}.files "
-            "WHERE dataset_id = $1 ORDER BY filename", dataset_id)
-        history = await _history(conn, f"{DATASETS}.dataset_events", "dataset_id", dataset_id)
-    return DatasetDetail(**dict(row), files=[FileSummary(**dict(f)) for f in files], history=history)
+        members = await files.files_of(conn, dataset_id)
+        history = await datasets.dataset_history(conn, dataset_id)
+    return DatasetDetail(**row, files=[_summary(f) for f in members], history=[HistoryEvent(**vars(h)) for h in history])
 
 
 @router.get("/files/{file_id}", response_model=FileDetail, tags=["files"])
@@ -135,38 +118,29 @@ async def get_file(pool: PoolDep, file_id: Annotated[str, Path(max_length=100,
                                                                 description="File id (UUID) or accession")]
                    ) -> FileDetail:
     if re.fullmatch(PID_PATTERN, file_id):
-        where, key = "accession = $1", file_id
+        lookup: dict[str, Any] = {"accession": file_id}
     else:
         try:
-            where, key = "file_id = $1", UUID(file_id)  # type: ignore[assignment]
+            lookup = {"file_id": UUID(file_id)}
         except ValueError:
             raise Problem(400, "invalid-file-id", f"{file_id!r} is neither a file UUID nor an accession") from None
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(f"SELECT f.*, d.state AS dataset_state FROM {FILES}.files f "
-                                  f"LEFT JOIN {DATASETS}.datasets d USING (dataset_id) WHERE f.{where}", key)
+        row = await files.get_file(conn, **lookup)
         if row is None:
             raise Problem(404, "file-not-found", f"no file {file_id} on this node")
         if row["dataset_state"] == "withdrawn":
             raise Problem(410, "dataset-withdrawn", f"file {file_id} belongs to a withdrawn dataset")
-        history = await _history(conn, f"{FILES}.file_events", "file_id", row["file_id"])
+        history = await files.file_history(conn, row["file_id"])
     return FileDetail(
-        id=str(row["file_id"]), accession=row["accession"], filename=row["filename"], alias=row["alias"],
-        format=row["format"], size=row["size"], state=row["state"], dataset_id=row["dataset_id"],
-        drs_id=row["drs_id"],
+        **_summary(row).model_dump(), dataset_id=row["dataset_id"], drs_id=row["drs_id"],
         checksums=[{"type": "sha-256", "checksum": row["sha256"]}, {"type": "md5", "checksum": row["md5"]}],
-        encrypted_size=row["encrypted_size"], qc_metrics=_json(row["qc_metrics"]),
-        qc_warnings=_json(row["qc_warnings"]) or [], qc_reasons=_json(row["qc_reasons"]) or [],
+        encrypted_size=row["encrypted_size"], qc_metrics=row["qc_metrics"],
+        qc_warnings=row["qc_warnings"] or [], qc_reasons=row["qc_reasons"] or [],
         qc_message=row["qc_message"], uploaded_at=row["uploaded_at"], updated_at=row["updated_at"],
-        history=history,
+        history=[HistoryEvent(**vars(h)) for h in history],
     )
 
 
-async def _history(conn: Any, table: str, column: str, subject: Any) -> list[HistoryEvent]:
-    """An aggregate's events as projected, in the order they happened."""
-    rows = await conn.fetch(f"SELECT event_id::text, type, time, actor FROM {table} WHERE {column} = $1 "
-                            "ORDER BY time, kafka_offset", subject)
-    return [HistoryEvent(**dict(r)) for r in rows]
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def _summary(row: dict[str, Any]) -> FileSummary:
+    return FileSummary(id=str(row["file_id"]), accession=row["accession"], filename=row["filename"],
+                       alias=row["alias"], format=row["format"], size=row["size"], state=row["state"])

@@ -9,11 +9,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from gateway.deps import PoolDep, SettingsDep
+from genomebus.gateway.deps import PoolDep, SettingsDep
+from genomebus.schemas.export import contract_version
 
 router = APIRouter(tags=["service-info"])
 
-VERSION = "0.1.0"
+VERSION = contract_version()
 STARTED_AT = datetime.now().astimezone()
 
 

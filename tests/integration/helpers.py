@@ -11,8 +11,8 @@ import sys
 import time
 from typing import Any
 
-from infra import kafka
-from infra.settings import Settings
+from genomebus.infra import kafka
+from genomebus.infra.settings import Settings
 
 _counter = itertools.count(1)
 _RUN = int(time.time()) % 100000
@@ -25,7 +25,7 @@ def new_dataset_id() -> str:
 
 def cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GENOMEBUS_DATA_DIR": str(settings.data_dir), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "genomebus.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
 
 

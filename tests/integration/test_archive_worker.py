@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from consumers import archive
-from consumers.archive import ArchiveLedger, Archivist, HashingSource, accession_for, decrypt_stream
-from infra import kafka, s3
-from infra.keys import load_archive_keys
-from infra.settings import Settings
-from infra.worker import Transient
-from schemas.envelope import Envelope, decode, new_envelope
-from schemas.reception import FileQcPassed, FileUploaded
+from genomebus.consumers import archive
+from genomebus.consumers.archive import ArchiveLedger, Archivist, HashingSource, accession_for, decrypt_stream
+from genomebus.infra import kafka, s3
+from genomebus.infra.keys import load_archive_keys
+from genomebus.infra.settings import Settings
+from genomebus.infra.worker import Transient
+from genomebus.schemas.envelope import Envelope, decode, new_envelope
+from genomebus.schemas.reception import FileQcPassed, FileUploaded
 from tests.integration.helpers import dead_letters, new_dataset_id
 
 pytestmark = pytest.mark.integration

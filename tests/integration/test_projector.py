@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from consumers.projector import DatasetsProjection
-from infra import kafka
-from infra.projection import stored_positions, wait_for_position
-from infra.stack import pid_alive, read_state
-from schemas.envelope import encode, new_envelope
-from schemas.reception import DatasetRegistered
+from genomebus.infra.readmodels.datasets import DatasetsProjection
+from genomebus.infra import kafka
+from genomebus.infra.projection import stored_positions, wait_for_position
+from genomebus.infra.stack import pid_alive, read_state
+from genomebus.schemas.envelope import encode, new_envelope
+from genomebus.schemas.reception import DatasetRegistered
 from tests.integration.helpers import cli, dead_letters, new_dataset_id
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra import s3
-from infra.stack import pid_alive, read_state
-from producers.datasets import describe_dataset, register_dataset
-from producers.submit import submit_file
+from genomebus.infra import s3
+from genomebus.infra.stack import pid_alive, read_state
+from genomebus.producers.datasets import describe_dataset, register_dataset
+from genomebus.producers.submit import submit_file
 from tests.integration.helpers import cli, new_dataset_id
 
 pytestmark = pytest.mark.integration

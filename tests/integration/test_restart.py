@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from infra.settings import Settings
-from infra.stack import pid_alive, read_state, start_detached, stop_stack
+from genomebus.infra.settings import Settings
+from genomebus.infra.stack import pid_alive, read_state, start_detached, stop_stack
 from tests.conftest import make_node_dir
 from tests.integration.helpers import cli
 

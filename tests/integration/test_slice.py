@@ -7,9 +7,9 @@ import json
 import httpx
 import pytest
 
-from consumers.projector import DatasetsProjection
-from infra.projection import NotYetProjected, wait_for_position
-from producers.datasets import describe_dataset, register_dataset
+from genomebus.infra.readmodels.datasets import DatasetsProjection
+from genomebus.infra.projection import NotYetProjected, wait_for_position
+from genomebus.producers.datasets import describe_dataset, register_dataset
 from tests.integration.helpers import cli, new_dataset_id, topic_count
 
 pytestmark = pytest.mark.integration

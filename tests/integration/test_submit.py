@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from infra import kafka
-from infra import s3 as object_store
-from infra.settings import Settings
-from producers.submit import PART_SIZE, UploadFailed, file_id_for, submit_file
-from schemas.envelope import Envelope, decode
+from genomebus.infra import kafka
+from genomebus.infra import s3 as object_store
+from genomebus.infra.settings import Settings
+from genomebus.producers.submit import PART_SIZE, UploadFailed, file_id_for, submit_file
+from genomebus.schemas.envelope import Envelope, decode
 from tests.integration.helpers import cli, new_dataset_id
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ import pytest
 from crypt4gh import sodium
 from crypt4gh.keys import get_private_key
 
-from consumers.archive import (
+from genomebus.consumers.archive import (
     HashingSource,
     SourceError,
     accession_for,
@@ -28,12 +28,12 @@ from consumers.archive import (
     index_keys_for,
     mismatches,
 )
-from infra.keys import ArchiveKeyError, ensure_archive_keys, load_archive_keys
-from infra.settings import Settings
-from infra.worker import Outcome, Worker, WorkerContext
-from schemas.base import PID_PATTERN
-from schemas.envelope import encode, new_envelope
-from schemas.reception import FileQcPassed
+from genomebus.infra.keys import ArchiveKeyError, ensure_archive_keys, load_archive_keys
+from genomebus.infra.settings import Settings
+from genomebus.infra.worker import Outcome, Worker, WorkerContext
+from genomebus.schemas.base import PID_PATTERN
+from genomebus.schemas.envelope import encode, new_envelope
+from genomebus.schemas.reception import FileQcPassed
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SHA = hashlib.sha256(b"some genome").hexdigest()

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemas.envelope import Envelope, EventDecodeError, decode, derived_id, encode, new_envelope
-from schemas.reception import DatasetRegistered
+from genomebus.schemas.envelope import Envelope, EventDecodeError, decode, derived_id, encode, new_envelope
+from genomebus.schemas.reception import DatasetRegistered
 
 SOURCE = "urn:genomebus:node:FI"
 

@@ -15,13 +15,13 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from typer.testing import CliRunner
 
-from infra.cli import app
-from infra.kafka import dead_letter
-from infra.settings import Settings
-from schemas.envelope import encode, new_envelope
-from schemas.export import export
-from schemas.reception import DatasetRegistered
-from schemas.topics import CATALOGUE, DEAD_LETTER, event_types
+from genomebus.cli import app
+from genomebus.infra.kafka import dead_letter
+from genomebus.infra.settings import Settings
+from genomebus.schemas.envelope import encode, new_envelope
+from genomebus.schemas.export import export
+from genomebus.schemas.reception import DatasetRegistered
+from genomebus.schemas.topics import CATALOGUE, DEAD_LETTER, event_types
 
 EVENT_TYPES = sorted(event_types())
 

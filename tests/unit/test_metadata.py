@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from infra.cli import app
-from producers.datasets import InvalidDataset
-from producers.metadata import check_references, describe_with_metadata, load_metadata
+from genomebus.cli import app
+from genomebus.producers.datasets import InvalidDataset
+from genomebus.producers.metadata import check_references, describe_with_metadata, load_metadata
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "producers" / "examples" / "GDI-FI-DATASET-001.json"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pysam
 import pytest
 
-from consumers.qc_checks import BGZF_EOF, MAX_REASONS_PER_CODE, QcResult, check_file, file_digests
+from genomebus.consumers.qc_checks import BGZF_EOF, MAX_REASONS_PER_CODE, QcResult, check_file, file_digests
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BAM = "reads/htsnexus_test_NA12878.bam"

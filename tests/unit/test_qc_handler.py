@@ -11,11 +11,11 @@ import asyncpg
 import pytest
 from botocore.exceptions import ClientError
 
-from consumers.qc import handle_uploaded
-from infra.settings import Settings
-from infra.worker import Transient, WorkerContext
-from schemas.envelope import Envelope, new_envelope
-from schemas.reception import FileUploaded
+from genomebus.consumers.qc import handle_uploaded
+from genomebus.infra.settings import Settings
+from genomebus.infra.worker import Transient, WorkerContext
+from genomebus.schemas.envelope import Envelope, new_envelope
+from genomebus.schemas.reception import FileUploaded
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VCF = DATA / "variants" / "sample1-bcbio-cancer.vcf.gz"
@@ -135,7 +135,7 @@ async def test_a_valid_vcf_passes_and_its_index_lands_beside_it(settings: Settin
 
 async def test_the_object_is_streamed_in_chunks(settings: Settings, s3: FakeS3,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("consumers.qc.CHUNK", 1000)
+    monkeypatch.setattr("genomebus.consumers.qc.CHUNK", 1000)
     content = VCF.read_bytes()
     event = uploaded(s3, content)
     bodies: list[FakeBody] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producers.datasets import decide_release
+from genomebus.producers.datasets import decide_release
 
 
 def file(name: str, state: str, accession: str | None = None, reasons: list[dict] | None = None) -> dict:

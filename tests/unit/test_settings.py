@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra.settings import STATE_FILE, Settings, SettingsError
+from genomebus.infra.settings import STATE_FILE, Settings, SettingsError
 
 SAFE_PRODUCTION: dict[str, Any] = {
     "profile": "production",
@@ -105,7 +105,7 @@ def test_production_refuses_replace_me_placeholders() -> None:
 
 
 def test_kafka_client_options_carry_tls_and_sasl() -> None:
-    from infra.kafka import client_options
+    from genomebus.infra.kafka import client_options
 
     options = client_options(production())
     assert options["security_protocol"] == "SASL_SSL"

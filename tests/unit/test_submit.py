@@ -18,10 +18,10 @@ import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from infra.cli import app
-from infra.kafka import Published
-from infra.settings import Settings
-from producers.submit import (
+from genomebus.cli import app
+from genomebus.infra.kafka import Published
+from genomebus.infra.settings import Settings
+from genomebus.producers.submit import (
     FILE_ID_NAMESPACE,
     MAX_PARTS,
     PART_SIZE,
@@ -35,7 +35,7 @@ from producers.submit import (
     part_size_for,
     submit_file,
 )
-from schemas.envelope import Envelope
+from genomebus.schemas.envelope import Envelope
 
 DATASET = "GDI-FI-DATASET-001"
 MiB = 1024 * 1024

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from schemas.reception import DatasetRegistered
-from schemas.topics import CATALOGUE, DEAD_LETTER, event_class, event_types, topic_for
+from genomebus.schemas.reception import DatasetRegistered
+from genomebus.schemas.topics import CATALOGUE, DEAD_LETTER, event_class, event_types, topic_for
 
 REGISTERED = {
     "type": "dataset.registered",

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import pytest
 
-from schemas.base import EventModel
-from schemas.envelope import EventDecodeError, decode
-from schemas.upcasting import Raw, UpcastError, Upcasters
+from genomebus.schemas.base import EventModel
+from genomebus.schemas.envelope import EventDecodeError, decode
+from genomebus.schemas.upcasting import Raw, UpcastError, Upcasters
 
 
 class SampleSequenced(EventModel):

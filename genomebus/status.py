@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from infra import health, kafka
-from infra.settings import Settings
-from infra.stack import pid_alive, read_state
-from schemas.topics import DEAD_LETTER
+from genomebus.infra import health, kafka
+from genomebus.infra.settings import Settings
+from genomebus.infra.stack import pid_alive, read_state
+from genomebus.schemas.topics import DEAD_LETTER
 
 
 async def collect(settings: Settings) -> dict[str, Any]:
@@ -66,8 +66,8 @@ async def _log_figures(settings: Settings, with_db: bool) -> dict[str, Any]:
 async def _projection_positions(settings: Settings, ends: dict[Any, int]) -> dict[str, Any]:
     import asyncpg
 
-    from consumers.projector import PROJECTIONS
-    from infra.projection import stored_positions
+    from genomebus.infra.readmodels import READ_MODELS as PROJECTIONS
+    from genomebus.infra.projection import stored_positions
 
     result: dict[str, Any] = {}
     conn = await asyncpg.connect(settings.dsn)

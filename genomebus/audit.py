@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra import kafka
-from infra.settings import Settings
-from schemas.envelope import EventDecodeError, decode
-from schemas.topics import CATALOGUE, DEAD_LETTER
+from genomebus.infra import kafka
+from genomebus.infra.settings import Settings
+from genomebus.schemas.envelope import EventDecodeError, decode
+from genomebus.schemas.topics import CATALOGUE, DEAD_LETTER
 
 
 async def history(settings: Settings, subject: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from infra.settings import Settings, SettingsError
+from genomebus.infra.settings import Settings, SettingsError
 
 app = typer.Typer(help="genomebus: an event-driven national genomics node.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -63,8 +63,8 @@ def up(data_dir: DataDir = DEFAULT_DATA_DIR,
        detach: Annotated[bool, typer.Option("--detach", "-d", help="Start in the background and return.")] = False
        ) -> None:
     """Start the local stack (object store, PostgreSQL, Kafka broker), every worker and the gateway."""
-    from consumers import workers
-    from infra.stack import StackError, Supervisor, start_detached
+    from genomebus.consumers import workers
+    from genomebus.infra.stack import StackError, Supervisor, start_detached
 
     settings = settings_for(data_dir)
     if detach:
@@ -90,7 +90,7 @@ def up(data_dir: DataDir = DEFAULT_DATA_DIR,
 @app.command()
 def down(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Stop the local stack started from this data directory."""
-    from infra.stack import stop_stack
+    from genomebus.infra.stack import stop_stack
 
     if stop_stack(data_dir):
         console.print("genomebus stopped")
@@ -102,7 +102,7 @@ def down(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 def worker(name: Annotated[str, typer.Argument(help="Worker to run, e.g. projector")],
            data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Run one worker alone against the configured servers (how production runs it)."""
-    from consumers import workers
+    from genomebus.consumers import workers
 
     mains = workers()
     if name not in mains:
@@ -127,7 +127,7 @@ def gateway(data_dir: DataDir = DEFAULT_DATA_DIR,
     """Run the gateway alone against the configured servers."""
     import uvicorn
 
-    from gateway.app import create_app
+    from genomebus.gateway.app import create_app
 
     _logging()
     settings = settings_for(data_dir)
@@ -139,7 +139,7 @@ def gateway(data_dir: DataDir = DEFAULT_DATA_DIR,
 def status(data_dir: DataDir = DEFAULT_DATA_DIR,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Health and address of each component, topics, consumer groups, projection positions, dead letters."""
-    from infra.status import collect
+    from genomebus.status import collect
 
     settings = settings_for(data_dir)
     report = asyncio.run(collect(settings))
@@ -187,9 +187,9 @@ def replay(data_dir: DataDir = DEFAULT_DATA_DIR,
            verify: Annotated[bool, typer.Option("--verify", help="Compare the rebuild with the live tables; "
                                                 "exit non-zero if they differ. Live tables stay.")] = False) -> None:
     """Rebuild projections from offset 0 into fresh tables."""
-    from consumers.projector import PROJECTIONS
-    from infra import db, kafka
-    from infra import projection as engine
+    from genomebus.infra.readmodels import READ_MODELS as PROJECTIONS
+    from genomebus.infra import db, kafka
+    from genomebus.infra import projection as engine
 
     settings = settings_for(data_dir)
     names = [projection] if projection else list(PROJECTIONS)
@@ -237,7 +237,7 @@ def audit_history(subject: Annotated[str, typer.Argument(help="Aggregate id: dat
                   data_dir: DataDir = DEFAULT_DATA_DIR,
                   as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every event of one aggregate, in order, read from the Kafka log (not from projections)."""
-    from infra.audit import history
+    from genomebus.audit import history
 
     settings = settings_for(data_dir)
     events = asyncio.run(history(settings, subject))
@@ -261,7 +261,7 @@ def audit_history(subject: Annotated[str, typer.Argument(help="Aggregate id: dat
 @schemas_app.command("export")
 def schemas_export(directory: Annotated[Path, typer.Argument(help="Where to write the JSON Schemas and AsyncAPI")]) -> None:
     """Write a JSON Schema per event and an AsyncAPI document for the whole bus."""
-    from schemas.export import export
+    from genomebus.schemas.export import export
 
     written = export(directory, Settings())
     console.print(f"wrote {len(written)} files to {directory}")
@@ -287,8 +287,8 @@ def dataset_register(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Register a dataset: publishes `dataset.registered` (nothing is published if the input is invalid)."""
-    from producers.datasets import InvalidDataset, register_dataset
-    from producers.metadata import describe_with_metadata, load_metadata
+    from genomebus.producers.datasets import InvalidDataset, register_dataset
+    from genomebus.producers.metadata import describe_with_metadata, load_metadata
 
     try:
         dataset = describe_with_metadata(
@@ -303,9 +303,9 @@ def dataset_register(
     who = actor or os.environ.get("USER") or "steward"
 
     async def run() -> tuple[Any, float | None]:
-        from consumers.projector import DatasetsProjection
-        from infra import db
-        from producers.datasets import projected
+        from genomebus.infra.readmodels.datasets import DatasetsProjection
+        from genomebus.infra import db
+        from genomebus.producers.datasets import projected
 
         published = await register_dataset(settings, dataset, actor=who)
         if not wait:
@@ -328,7 +328,7 @@ def dataset_release(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Release a dataset: refused, with what is missing, unless every file is archived."""
-    from producers.datasets import release_dataset
+    from genomebus.producers.datasets import release_dataset
 
     settings = settings_for(data_dir)
     decision, published = _with_pool(settings, lambda pool: release_dataset(
@@ -355,7 +355,7 @@ def dataset_withdraw(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Withdraw a dataset: the gateway stops serving it; its events stay on the log."""
-    from producers.datasets import InvalidDataset, withdraw_dataset
+    from genomebus.producers.datasets import InvalidDataset, withdraw_dataset
 
     settings = settings_for(data_dir)
     try:
@@ -370,8 +370,8 @@ def dataset_withdraw(
 
 def _with_pool(settings: Settings, work: Any) -> Any:
     """Run ``work(pool)`` with a short-lived database pool; a projection that lags is a clear error."""
-    from infra import db
-    from infra.projection import NotYetProjected
+    from genomebus.infra import db
+    from genomebus.infra.projection import NotYetProjected
 
     try:
         return asyncio.run(db.with_pool(settings, work))
@@ -393,9 +393,9 @@ def submit(
     from rich.filesize import decimal
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from infra import kafka
-    from infra import s3 as object_store
-    from producers.submit import AnnounceFailed, InvalidSubmission, SubmittedFile, check_submission, submit_file
+    from genomebus.infra import kafka
+    from genomebus.infra import s3 as object_store
+    from genomebus.producers.submit import AnnounceFailed, InvalidSubmission, SubmittedFile, check_submission, submit_file
 
     if alias is not None and len(files) > 1:
         raise fail(f"--alias names one file, but {len(files)} files were given", 2)
@@ -457,7 +457,7 @@ def submit(
 @app.command()
 def demo(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Start the local stack if needed and run the node's scenario end to end, step by step."""
-    from producers.demo import run_demo
+    from genomebus.demo import run_demo
 
     code = run_demo(settings_for(data_dir), console)
     raise typer.Exit(code)

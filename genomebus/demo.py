@@ -20,7 +20,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from infra.settings import Settings
+from genomebus.infra.settings import Settings
 
 EXAMPLE = Path(__file__).parent / "examples" / "GDI-FI-DATASET-001.json"
 
@@ -40,7 +40,7 @@ def demo_files(data: Path) -> list[tuple[Path, str | None]]:
 
 
 def run_demo(settings: Settings, console: Console) -> int:
-    from infra.stack import start_detached
+    from genomebus.infra.stack import start_detached
 
     step = 0
 
@@ -95,9 +95,9 @@ def run_demo(settings: Settings, console: Console) -> int:
                                                           for r in verdict["qc_reasons"][:3]))
 
         say(f"The steward releases {dataset_id}: allowed only when every file is archived")
-        from producers.datasets import release_dataset
+        from genomebus.producers.datasets import release_dataset
 
-        from infra import db
+        from genomebus.infra import db
 
         decision, released = asyncio.run(db.with_pool(settings, lambda pool: release_dataset(
             settings, pool, dataset_id, actor="demo-steward")))
@@ -116,7 +116,7 @@ def run_demo(settings: Settings, console: Console) -> int:
                       f"{missing_dataset.headers['content-type']}")
 
     say("An auditor reads the history of the BAM file from the log itself")
-    from infra.audit import history
+    from genomebus.audit import history
 
     for event in asyncio.run(history(settings, str(submitted[0][1]))):
         console.print(f"   {event['time']}  {event['type']:<16} by {event['actor']:<14} "
@@ -127,10 +127,10 @@ def run_demo(settings: Settings, console: Console) -> int:
 
 
 async def _register(settings: Settings) -> tuple[Any, float]:
-    from consumers.projector import DatasetsProjection
-    from infra import db
-    from producers.datasets import projected, register_dataset
-    from producers.metadata import describe_with_metadata, load_metadata
+    from genomebus.infra.readmodels.datasets import DatasetsProjection
+    from genomebus.infra import db
+    from genomebus.producers.datasets import projected, register_dataset
+    from genomebus.producers.metadata import describe_with_metadata, load_metadata
 
     dataset = describe_with_metadata(load_metadata(EXAMPLE))
     published = await register_dataset(settings, dataset, actor="demo-steward")
@@ -139,8 +139,8 @@ async def _register(settings: Settings) -> tuple[Any, float]:
 
 
 async def _submit(settings: Settings, dataset_id: str, files: list[tuple[Path, str | None]]) -> list[tuple[str, Any, int]]:
-    from infra.kafka import Publisher
-    from producers.submit import submit_file
+    from genomebus.infra.kafka import Publisher
+    from genomebus.producers.submit import submit_file
 
     out = []
     async with Publisher(settings) as publisher:
@@ -154,7 +154,7 @@ async def _submit(settings: Settings, dataset_id: str, files: list[tuple[Path, s
 async def _submit_truncated(settings: Settings, bam: Path) -> Any:
     import tempfile
 
-    from producers.submit import submit_file
+    from genomebus.producers.submit import submit_file
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "truncated-demo.bam"

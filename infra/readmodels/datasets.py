@@ -1,0 +1,127 @@
+"""The ``datasets`` read model: datasets as their stewards described them, their lifecycle and history.
+
+Owned here: the tables, the version and every query others run on them. The
+projector folds events into it; the gateway, the reception decider and the QC
+worker read it through the functions below, never by naming its tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from genomebus.infra.projection import Projection, Record
+from genomebus.infra.readmodels.history import HISTORY_COLUMNS, HistoryEntry, history, record_history
+from genomebus.schemas.envelope import Envelope
+from genomebus.schemas.reception import DatasetRegistered, DatasetReleased, DatasetWithdrawn
+
+DATASET_EVENTS = ("dataset.registered", "dataset.released", "dataset.withdrawn")
+
+
+class DatasetsProjection(Projection):
+    """Datasets as described by their stewards, their lifecycle, and every event that touched them."""
+
+    name = "datasets"
+    version = 2
+    contexts = ("reception",)
+    tables = {
+        "datasets": (
+            "dataset_id text PRIMARY KEY, title text NOT NULL, description text NOT NULL, "
+            "data_use text[] NOT NULL, keywords text[] NOT NULL, publisher text, landing_page text, "
+            "access_rights text NOT NULL, individuals jsonb NOT NULL, biosamples jsonb NOT NULL, "
+            "state text NOT NULL, registered_at timestamptz NOT NULL, registered_by text NOT NULL, "
+            "released_at timestamptz, released_files text[], withdrawn_at timestamptz, withdrawn_reason text, "
+            "updated_at timestamptz NOT NULL"
+        ),
+        "dataset_events": HISTORY_COLUMNS.format(subject="dataset_id text"),
+    }
+    indexes = ("CREATE INDEX IF NOT EXISTS dataset_events_by_dataset ON {schema}.dataset_events (dataset_id, time)",)
+
+    async def apply(self, conn: asyncpg.Connection, schema: str, event: Envelope[Any], record: Record) -> None:
+        await self.apply_many(conn, schema, [(event, record)])
+
+    async def apply_many(self, conn: asyncpg.Connection, schema: str,
+                         events: Sequence[tuple[Envelope[Any], Record]]) -> None:
+        """Set-based: one statement for the history, one for new datasets, one per lifecycle change."""
+        mine = [(e, r) for e, r in events if e.type in DATASET_EVENTS]
+        fresh = await record_history(conn, schema, "dataset_events", "text", mine)
+        registered: dict[str, tuple[Any, ...]] = {}
+        changes: list[Envelope[Any]] = []
+        for event in fresh:
+            match event.data:
+                case DatasetRegistered() as d:  # the first registration of an id wins
+                    registered.setdefault(d.dataset_id, (
+                        d.dataset_id, d.title, d.description, json.dumps(d.data_use), json.dumps(d.keywords),
+                        d.publisher, str(d.landing_page) if d.landing_page else None, d.access_rights,
+                        json.dumps([i.model_dump(mode="json") for i in d.individuals]),
+                        json.dumps([b.model_dump(mode="json") for b in d.biosamples]),
+                        event.time, event.actor,
+                    ))
+                case _:
+                    changes.append(event)
+        if registered:
+            await conn.execute(
+                f'INSERT INTO "{schema}".datasets (dataset_id, title, description, data_use, keywords, publisher, '
+                "landing_page, access_rights, individuals, biosamples, state, registered_at, registered_by, "
+                "updated_at) SELECT u.dataset_id, u.title, u.description, "
+                "ARRAY(SELECT jsonb_array_elements_text(u.data_use::jsonb)), "
+                "ARRAY(SELECT jsonb_array_elements_text(u.keywords::jsonb)), u.publisher, u.landing_page, "
+                "u.access_rights, u.individuals::jsonb, u.biosamples::jsonb, 'registered', u.registered_at, "
+                "u.registered_by, u.registered_at "
+                "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+                "$8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[]) AS u(dataset_id, title, "
+                "description, data_use, keywords, publisher, landing_page, access_rights, individuals, biosamples, "
+                "registered_at, registered_by) ON CONFLICT (dataset_id) DO NOTHING",
+                *zip(*registered.values(), strict=True),
+            )
+        for event in changes:  # rare: applied one by one, in log order, after the registrations
+            match event.data:
+                case DatasetReleased() as d:
+                    await conn.execute(
+                        f'UPDATE "{schema}".datasets SET state = \'released\', released_at = $2, released_files = $3, '
+                        "updated_at = $2 WHERE dataset_id = $1 AND state = 'registered'",
+                        d.dataset_id, event.time, list(d.files))
+                case DatasetWithdrawn() as d:
+                    await conn.execute(
+                        f'UPDATE "{schema}".datasets SET state = \'withdrawn\', withdrawn_at = $2, '
+                        "withdrawn_reason = $3, updated_at = $2 WHERE dataset_id = $1",
+                        d.dataset_id, event.time, d.reason)
+
+
+
+
+SCHEMA = DatasetsProjection.live_schema()
+_COLUMNS = (
+    "dataset_id AS id, title, description, data_use, keywords, publisher, landing_page, access_rights, state, "
+    "jsonb_array_length(individuals) AS individuals, jsonb_array_length(biosamples) AS biosamples, "
+    "registered_at, released_at, updated_at"
+)
+
+
+async def list_datasets(conn: asyncpg.Connection, *, limit: int, offset: int,
+                        state: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A page of datasets, withdrawn ones excepted, and how many there are in all."""
+    where = "state <> 'withdrawn'" + (" AND state = $3" if state else "")
+    args: list[Any] = [limit, offset] + ([state] if state else [])
+    rows = await conn.fetch(f'SELECT {_COLUMNS}, count(*) OVER () AS total FROM "{SCHEMA}".datasets '
+                            f"WHERE {where} ORDER BY dataset_id LIMIT $1 OFFSET $2", *args)
+    total = rows[0]["total"] if rows else 0
+    return [{k: v for k, v in r.items() if k != "total"} for r in rows], total
+
+
+async def get_dataset(conn: asyncpg.Connection, dataset_id: str) -> dict[str, Any] | None:
+    """One dataset's public description (individuals and biosamples as counts only), whatever its state."""
+    row = await conn.fetchrow(f'SELECT {_COLUMNS} FROM "{SCHEMA}".datasets WHERE dataset_id = $1', dataset_id)
+    return dict(row) if row else None
+
+
+async def dataset_state(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str) -> str | None:
+    """``registered``, ``released``, ``withdrawn``, or None for a dataset this node does not know."""
+    return await conn.fetchval(f'SELECT state FROM "{SCHEMA}".datasets WHERE dataset_id = $1', dataset_id)
+
+
+async def dataset_history(conn: asyncpg.Connection, dataset_id: str) -> list[HistoryEntry]:
+    return await history(conn, SCHEMA, "dataset_events", "dataset_id", dataset_id)
