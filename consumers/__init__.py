@@ -15,6 +15,7 @@ WORKER_MODULES = {
     "projector": "genomebus.consumers.projector",
     "archive": "genomebus.consumers.archive",
     "qc": "genomebus.consumers.qc",
+    "reception-decider": "genomebus.consumers.reception_decider",
 }
 
 

@@ -6,13 +6,27 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from genomebus.gateway import problems
-from genomebus.gateway.routers import datasets, service_info
-from genomebus.infra import db, projection, telemetry
+from genomebus.gateway.routers import commands, datasets, service_info
+from genomebus.infra import db, telemetry
+from genomebus.infra.readmodels import missing_schemas
 from genomebus.infra.settings import Settings
-from genomebus.infra.readmodels import READ_MODELS as PROJECTIONS
+
+
+class ReadModelsMissing(RuntimeError):
+    """The database lacks the read-model versions this gateway serves from."""
+
+
+async def check_read_models(pool: object) -> None:
+    """Refuse to serve from a database that was not migrated to this version's read models."""
+    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+        missing = await missing_schemas(conn)
+    if missing:
+        raise ReadModelsMissing(f"the database has no read model {', '.join(missing)}: run `genomebus migrate` "
+                                "(and let the projector build them) before starting this gateway")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -21,15 +35,17 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry.setup(settings, "gateway")
         app.state.settings = settings
         app.state.pool = await db.connect(settings, max_size=20)
-        async with app.state.pool.acquire() as conn:
-            for p in PROJECTIONS.values():  # the gateway may start before the projector
-                await projection.ensure_schema(conn, p, p.live_schema())
+        try:
+            await check_read_models(app.state.pool)
+        except BaseException:
+            await app.state.pool.close()
+            raise
         try:
             yield
         finally:
             await app.state.pool.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from the package, not a CDN: nodes may have no internet
         title="genomebus gateway",
         version=service_info.VERSION,
         description="GA4GH APIs of a national genomics node, served from projections of the event log.",
@@ -38,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(service_info.router)
     app.include_router(datasets.router)
+    app.include_router(commands.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app
 

@@ -23,7 +23,7 @@ app = typer.Typer(help="genomebus: an event-driven national genomics node.", no_
                   pretty_exceptions_enable=False)
 audit_app = typer.Typer(help="Auditors' views, read from the Kafka log itself.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
-dataset_app = typer.Typer(help="Datasets: register, describe.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Datasets: register, update, release, withdraw.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dataset_app, name="dataset")
@@ -121,6 +121,20 @@ def worker(name: Annotated[str, typer.Argument(help="Worker to run, e.g. project
 
 
 @app.command()
+def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Apply the database migrations and create this version's read-model schemas (`up` does this itself)."""
+    from genomebus.infra import db
+
+    settings = settings_for(data_dir)
+    try:
+        applied = asyncio.run(db.migrate(settings))
+    except (OSError, SettingsError) as exc:
+        raise fail(f"cannot reach the database ({exc}); is it running? (`genomebus up --data-dir {data_dir}`)",
+                   6) from exc
+    console.print("applied: " + (", ".join(applied) if applied else "nothing; the database is up to date"))
+
+
+@app.command()
 def gateway(data_dir: DataDir = DEFAULT_DATA_DIR,
             host: Annotated[str | None, typer.Option(help="Bind address (default: settings)")] = None,
             port: Annotated[int | None, typer.Option(help="Port (default: settings)")] = None) -> None:
@@ -129,8 +143,15 @@ def gateway(data_dir: DataDir = DEFAULT_DATA_DIR,
 
     from genomebus.gateway.app import create_app
 
+    from genomebus.gateway.app import ReadModelsMissing, check_read_models
+    from genomebus.infra import db
+
     _logging()
     settings = settings_for(data_dir)
+    try:
+        asyncio.run(db.with_pool(settings, check_read_models))
+    except ReadModelsMissing as exc:
+        raise fail(str(exc), 6) from exc
     uvicorn.run(create_app(settings), host=host or settings.gateway_host, port=port or settings.gateway_port or 8080,
                 log_level="warning", access_log=False)
 
@@ -260,8 +281,8 @@ def audit_history(subject: Annotated[str, typer.Argument(help="Aggregate id: dat
 
 @schemas_app.command("export")
 def schemas_export(directory: Annotated[Path, typer.Argument(help="Where to write the JSON Schemas and AsyncAPI")]) -> None:
-    """Write a JSON Schema per event and an AsyncAPI document for the whole bus."""
-    from genomebus.schemas.export import export
+    """Write a JSON Schema per event and the AsyncAPI document generated from the workers."""
+    from genomebus.contract import export
 
     written = export(directory, Settings())
     console.print(f"wrote {len(written)} files to {directory}")
@@ -270,113 +291,129 @@ def schemas_export(directory: Annotated[Path, typer.Argument(help="Where to writ
 # -- data stewards -----------------------------------------------------------------------------------
 
 
-@dataset_app.command("register")
-def dataset_register(
-    dataset_id: Annotated[str | None, typer.Option("--id", help="1+MG PID, e.g. GDI-FI-DATASET-001")] = None,
-    title: Annotated[str | None, typer.Option(help="Human-readable title")] = None,
-    duo: Annotated[list[str] | None, typer.Option("--duo", help="DUO data-use term, e.g. DUO:0000042 (repeatable)")
-                   ] = None,
-    description: Annotated[str | None, typer.Option(help="Free-text description")] = None,
-    keyword: Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable)")] = None,
-    publisher: Annotated[str | None, typer.Option(help="Publishing organisation")] = None,
-    metadata: Annotated[Path | None, typer.Option(
-        "--metadata", help="JSON file with the dataset's fields, individuals and biosamples "
-                           "(see producers/examples); options given here override its values")] = None,
-    actor: Annotated[str | None, typer.Option(help="Your steward user id (default: $USER)")] = None,
-    wait: Annotated[bool, typer.Option(help="Wait until the gateway can serve it")] = True,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """Register a dataset: publishes `dataset.registered` (nothing is published if the input is invalid)."""
-    from genomebus.producers.datasets import InvalidDataset, register_dataset
+DatasetOption = Annotated[str | None, typer.Option("--id", help="1+MG PID, e.g. GDI-FI-DATASET-001")]
+TitleOption = Annotated[str | None, typer.Option(help="Human-readable title")]
+DuoOption = Annotated[list[str] | None, typer.Option("--duo", help="DUO data-use term, e.g. DUO:0000042 (repeatable)")]
+DescriptionOption = Annotated[str | None, typer.Option(help="Free-text description")]
+KeywordOption = Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable)")]
+PublisherOption = Annotated[str | None, typer.Option(help="Publishing organisation")]
+MetadataOption = Annotated[Path | None, typer.Option(
+    "--metadata", help="JSON file with the dataset's fields, individuals and biosamples "
+                       "(see producers/examples); options given here override its values")]
+ActorOption = Annotated[str | None, typer.Option(help="Your steward user id (default: $USER)")]
+
+
+def _who(actor: str | None, default: str = "steward") -> str:
+    return actor or os.environ.get("USER") or default
+
+
+def _describe(command: Any, metadata: Path | None, **fields: Any) -> Any:
+    from genomebus.producers.datasets import InvalidDataset
     from genomebus.producers.metadata import describe_with_metadata, load_metadata
 
     try:
-        dataset = describe_with_metadata(
-            load_metadata(metadata) if metadata is not None else {}, dataset_id=dataset_id, title=title,
-            data_use=tuple(duo) if duo else None, description=description,
-            keywords=tuple(keyword) if keyword else None, publisher=publisher)
+        return describe_with_metadata(load_metadata(metadata) if metadata is not None else {}, command=command,
+                                      **fields)
     except InvalidDataset as exc:
         for line in exc.errors:
             err.print(f"[red]invalid:[/red] {line}")
         raise typer.Exit(2) from exc
-    settings = settings_for(data_dir)
-    who = actor or os.environ.get("USER") or "steward"
 
-    async def run() -> tuple[Any, float | None]:
-        from genomebus.infra.readmodels.datasets import DatasetsProjection
-        from genomebus.infra import db
-        from genomebus.producers.datasets import projected
 
-        published = await register_dataset(settings, dataset, actor=who)
-        if not wait:
-            return published, None
-        return published, await db.with_pool(settings, lambda pool: projected(
-            settings, pool, DatasetsProjection, published))
+def _decided(settings: Settings, ask: Any, what: str) -> Any:
+    """Run a command's coroutine; show the decider's answer; exit 5 with the reasons when it is refused."""
+    from genomebus.producers.commands import GatewayUnavailable, NoOutcomeYet
+    from genomebus.producers.datasets import InvalidDataset
 
     try:
-        published, waited = asyncio.run(run())
-    except TimeoutError as exc:
-        raise fail(f"published, but not projected yet: {exc}") from exc
-    console.print(f"dataset.registered {dataset.dataset_id} → {published.topic}[{published.partition}]@{published.offset}"
-                  + (f"; projected in {waited * 1000:.0f} ms" if waited is not None else ""))
+        outcome = asyncio.run(ask())
+    except InvalidDataset as exc:
+        for line in exc.errors:
+            err.print(f"[red]invalid:[/red] {line}")
+        raise typer.Exit(2) from exc
+    except NoOutcomeYet as exc:
+        raise fail(str(exc), 6) from exc
+    except (GatewayUnavailable, SettingsError) as exc:
+        raise fail(f"{exc}; is the node running? (`genomebus up --data-dir {settings.data_dir}`)", 6) from exc
+    if not outcome.accepted:
+        err.print(f"[red]refused:[/red] {what}" + (f" (the dataset is {outcome.state})" if outcome.state else ""))
+        table = Table(show_header=True)
+        table.add_column("reason")
+        table.add_column("detail")
+        for reason in outcome.reasons:
+            table.add_row(reason.code, reason.message)
+        err.print(table)
+        raise typer.Exit(5)
+    return outcome
+
+
+@dataset_app.command("register")
+def dataset_register(
+    dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None,
+    description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
+    metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Register a dataset (refused if the id is taken: use `update`). Nothing is sent if the input is invalid."""
+    from genomebus.producers.datasets import register_dataset
+    from genomebus.schemas.reception import DatasetRegisterRequested
+
+    dataset = _describe(DatasetRegisterRequested, metadata, dataset_id=dataset_id, title=title,
+                        data_use=tuple(duo) if duo else None, description=description,
+                        keywords=tuple(keyword) if keyword else None, publisher=publisher)
+    settings = settings_for(data_dir)
+    outcome = _decided(settings, lambda: register_dataset(settings, dataset, actor=_who(actor)),
+                       f"register {dataset.dataset_id}")
+    console.print(f"{outcome.outcome_type} {dataset.dataset_id}")
+
+
+@dataset_app.command("update")
+def dataset_update(
+    dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None,
+    description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
+    metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Replace a registered dataset's description (title, data use, cohort, ...) with the one given."""
+    from genomebus.producers.datasets import register_dataset
+    from genomebus.schemas.reception import DatasetUpdateRequested
+
+    dataset = _describe(DatasetUpdateRequested, metadata, dataset_id=dataset_id, title=title,
+                        data_use=tuple(duo) if duo else None, description=description,
+                        keywords=tuple(keyword) if keyword else None, publisher=publisher)
+    settings = settings_for(data_dir)
+    outcome = _decided(settings, lambda: register_dataset(settings, dataset, actor=_who(actor)),
+                       f"update {dataset.dataset_id}")
+    console.print(f"{outcome.outcome_type} {dataset.dataset_id}")
 
 
 @dataset_app.command("release")
 def dataset_release(
-    dataset_id: Annotated[str, typer.Argument(help="The dataset to release")],
-    actor: Annotated[str | None, typer.Option(help="Your steward user id (default: $USER)")] = None,
+    dataset_id: Annotated[str, typer.Argument(help="The dataset to release, e.g. GDI-FI-DATASET-001")],
+    actor: ActorOption = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Release a dataset: refused, with what is missing, unless every file is archived."""
+    """Release a dataset: refused, naming each file that is not archived, unless every file is archived."""
     from genomebus.producers.datasets import release_dataset
 
     settings = settings_for(data_dir)
-    decision, published = _with_pool(settings, lambda pool: release_dataset(
-        settings, pool, dataset_id, actor=actor or os.environ.get("USER") or "steward"))
-    if not decision.allowed:
-        err.print(f"[red]refused:[/red] {dataset_id}: {decision.reason}")
-        if decision.missing:
-            table = Table(title="not archived")
-            for col in ("file", "state", "detail"):
-                table.add_column(col)
-            for m in decision.missing:
-                table.add_row(m.file, m.state, m.detail)
-            err.print(table)
-        raise typer.Exit(5)
-    console.print(f"dataset.released {dataset_id} with {len(decision.accessions)} files → "
-                  f"{published.topic}[{published.partition}]@{published.offset}")
+    outcome = _decided(settings, lambda: release_dataset(settings, dataset_id, actor=_who(actor)),
+                       f"release {dataset_id}")
+    console.print(f"{outcome.outcome_type} {dataset_id}")
 
 
 @dataset_app.command("withdraw")
 def dataset_withdraw(
-    dataset_id: Annotated[str, typer.Argument(help="The dataset to withdraw")],
-    reason: Annotated[str, typer.Option(help="Why it is withdrawn (recorded on the log)")],
-    actor: Annotated[str | None, typer.Option(help="Your steward user id (default: $USER)")] = None,
+    dataset_id: Annotated[str, typer.Argument(help="The dataset to withdraw, e.g. GDI-FI-DATASET-001")],
+    reason: Annotated[str, typer.Option(help="Why it is withdrawn, in words (recorded on the log)")],
+    actor: ActorOption = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Withdraw a dataset: the gateway stops serving it; its events stay on the log."""
-    from genomebus.producers.datasets import InvalidDataset, withdraw_dataset
+    """Withdraw a dataset: the gateway stops serving it (410); its events stay on the log."""
+    from genomebus.producers.datasets import withdraw_dataset
 
     settings = settings_for(data_dir)
-    try:
-        published = _with_pool(settings, lambda pool: withdraw_dataset(
-            settings, pool, dataset_id, reason=reason, actor=actor or os.environ.get("USER") or "steward"))
-    except InvalidDataset as exc:
-        for line in exc.errors:
-            err.print(f"[red]refused:[/red] {line}")
-        raise typer.Exit(5) from exc
-    console.print(f"dataset.withdrawn {dataset_id} → {published.topic}[{published.partition}]@{published.offset}")
-
-
-def _with_pool(settings: Settings, work: Any) -> Any:
-    """Run ``work(pool)`` with a short-lived database pool; a projection that lags is a clear error."""
-    from genomebus.infra import db
-    from genomebus.infra.projection import NotYetProjected
-
-    try:
-        return asyncio.run(db.with_pool(settings, work))
-    except NotYetProjected as exc:
-        raise fail(f"the node's projections are behind the log, try again: {exc}") from exc
+    outcome = _decided(settings, lambda: withdraw_dataset(settings, dataset_id, reason=reason, actor=_who(actor)),
+                       f"withdraw {dataset_id}")
+    console.print(f"{outcome.outcome_type} {dataset_id}")
 
 
 @app.command()
@@ -389,13 +426,25 @@ def submit(
     actor: Annotated[str | None, typer.Option(help="Who submits (default: $USER)")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Upload files to the inbox; each is announced with `file.uploaded` only once it is there, whole."""
+    """Upload files to the inbox and ask for each to join the dataset.
+
+    Refused for an unknown, released or withdrawn dataset; the same bytes already archived there are skipped.
+    """
     from rich.filesize import decimal
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
     from genomebus.infra import kafka
     from genomebus.infra import s3 as object_store
-    from genomebus.producers.submit import AnnounceFailed, InvalidSubmission, SubmittedFile, check_submission, submit_file
+    from genomebus.producers.commands import GatewayUnavailable
+    from genomebus.producers.submit import (
+        AnnounceFailed,
+        DatasetClosed,
+        InvalidSubmission,
+        SubmittedFile,
+        check_dataset_open,
+        check_submission,
+        submit_file,
+    )
 
     if alias is not None and len(files) > 1:
         raise fail(f"--alias names one file, but {len(files)} files were given", 2)
@@ -410,6 +459,7 @@ def submit(
 
     async def run() -> None:
         nonlocal in_flight
+        await check_dataset_open(settings, dataset_id)  # before anything is opened or hashed
         async with kafka.Publisher(settings) as publisher, object_store.client(settings) as s3:
             with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                           TimeRemainingColumn(), console=console) as bar:
@@ -429,26 +479,39 @@ def submit(
         asyncio.run(run())
     except KeyboardInterrupt:
         failure, code = "interrupted: upload aborted", 130
-    except SettingsError as exc:
-        failure, code = f"settings: {exc}", 2
+    except DatasetClosed as exc:
+        raise fail(f"refused: {exc.message} ({exc.reason}); nothing was uploaded", 5) from exc
+    except (SettingsError, GatewayUnavailable) as exc:
+        failure, code = f"{exc}; is the node running? (`genomebus up --data-dir {settings.data_dir}`)", 6
     except AnnounceFailed as exc:
         failure, code, unannounced = str(exc), 1, ""
     except Exception as exc:  # noqa: BLE001 - whatever broke, say which file and that it was not announced
         failure, code = f"{type(exc).__name__}: {exc}", 1
     if submitted:
         table = Table(title=f"submitted to {dataset_id}")
-        for col in ("file", "size", "sha256", "file_id", "topic@offset", "MB/s"):
-            table.add_column(col, justify="right" if col in ("size", "MB/s") else "left")
+        for col in ("file", "size", "sha256", "file_id", "outcome", "MB/s"):
+            table.add_column(col, justify="right" if col in ("size", "MB/s") else "left", overflow="fold")
         for s in submitted:
-            table.add_row(s.event.filename, decimal(s.event.size), s.event.sha256[:12] + "…", str(s.file_id),
-                          f"{s.published.topic}[{s.published.partition}]@{s.published.offset}", f"{s.mb_per_s:.1f}")
+            table.add_row(s.command.filename, decimal(s.command.size), s.command.sha256[:12] + "…", str(s.file_id),
+                          _submit_outcome(s), f"{s.mb_per_s:.1f}")
         console.print(table)
+        refused = [s for s in submitted if s.outcome is not None and not s.outcome.accepted]
+        if refused and failure is None:
+            failure, code, in_flight = f"{len(refused)} of {len(submitted)} files refused", 5, None
     if failure is not None:
         if in_flight is None:
             raise fail(failure, code)
         untried = len(checked) - len(submitted) - 1
         raise fail(f"{in_flight}: {failure}{unannounced}" + (f"; {untried} more not attempted" if untried else ""),
                    code)
+
+
+def _submit_outcome(submitted: Any) -> str:
+    if submitted.outcome is None:
+        return f"skipped: already archived as {submitted.archived_as}"
+    if submitted.outcome.accepted:
+        return "accepted: file.uploaded"
+    return "refused: " + "; ".join(f"{r.code} ({r.message})" for r in submitted.outcome.reasons)
 
 
 # -- the demo ----------------------------------------------------------------------------------------------

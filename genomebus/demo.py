@@ -2,7 +2,7 @@
 
 1. start the node; 2. the gateway describes itself; 3. a steward registers a
 dataset with its individuals and biosamples; 4. a sequencing centre submits the
-BAM and VCF files of ../shared/data; 5. each file passes QC and reaches the
+BAM and VCF files of the repository's data/ folder; 5. each file passes QC and reaches the
 Crypt4GH archive; 6. a broken file is refused by QC with reasons; 7. the steward
 releases the dataset; 8. a researcher reads it; 9. an auditor reads its history
 from the log.
@@ -20,15 +20,19 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from genomebus import producers
 from genomebus.infra.settings import Settings
+from genomebus.producers.metadata import describe_with_metadata, load_metadata
+from genomebus.producers.submit import DatasetClosed
 
-EXAMPLE = Path(__file__).parent / "examples" / "GDI-FI-DATASET-001.json"
+# the steward's example metadata ships with the producers package (genomebus.producers.examples)
+EXAMPLE = Path(producers.__file__).resolve().parent / "examples" / "GDI-FI-DATASET-001.json"
 
 
-def shared_data() -> Path:
-    """``../shared/data`` beside the checkout (override with GENOMEBUS_SHARED_DATA)."""
-    configured = os.environ.get("GENOMEBUS_SHARED_DATA")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared" / "data"
+def demo_data() -> Path:
+    """The folder of the demo's genomic files: ``GENOMEBUS_DEMO_DATA`` if set, else the checkout's ``data/``."""
+    configured = os.environ.get("GENOMEBUS_DEMO_DATA")
+    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "data"
 
 
 def demo_files(data: Path) -> list[tuple[Path, str | None]]:
@@ -49,11 +53,13 @@ def run_demo(settings: Settings, console: Console) -> int:
         step += 1
         console.print(f"\n[bold cyan]{step}.[/bold cyan] {text}")
 
-    data = shared_data()
+    data = demo_data()
     files = demo_files(data)
-    missing = [str(p) for p, _ in files if not p.exists()]
+    missing = [p.relative_to(data).as_posix() for p, _ in files if not p.exists()]
     if missing:
-        console.print(f"[red]the demo needs the test data in {data}[/red]; missing: {', '.join(missing)}")
+        console.print(f"the demo data is not in {data} (missing {', '.join(missing)}); "
+                      "set GENOMEBUS_DEMO_DATA to the folder that has reads/ and variants/",
+                      markup=False, highlight=False, soft_wrap=True)
         return 2
 
     say(f"Start the local node in {settings.data_dir.resolve()} (object store, PostgreSQL, Kafka broker, workers, "
@@ -67,45 +73,64 @@ def run_demo(settings: Settings, console: Console) -> int:
         say(f"The gateway describes itself (GA4GH service-info): {info['name']}, version {info['version']}")
 
         dataset_id = "GDI-FI-DATASET-001"
-        say(f"A data steward registers {dataset_id} from {EXAMPLE.name} (DUO terms, individuals, biosamples)")
-        if http.get(f"/datasets/{dataset_id}").status_code in (200, 410):
-            console.print("   already registered by an earlier run of the demo on this node; not registering twice")
+        say(f"A data steward asks to register {dataset_id} from {EXAMPLE.name} (DUO terms, individuals, "
+            "biosamples); the reception decider decides")
+        outcome = asyncio.run(_register(settings, describe_with_metadata(load_metadata(EXAMPLE))))
+        if outcome.accepted:
+            console.print(f"   {outcome.outcome_type}: decided and served by the gateway")
         else:
-            published, waited = asyncio.run(_register(settings))
-            console.print(f"   dataset.registered → {published.topic}[{published.partition}]@{published.offset}; "
-                          f"projected in {waited * 1000:.0f} ms")
+            console.print(f"   refused ({_reasons(outcome)}): registered by an earlier run of the demo on this "
+                          "node, so nothing changes")
 
-        say("A sequencing centre submits its files to the node's inbox (streamed, sha256 + md5 on the way)")
-        submitted = asyncio.run(_submit(settings, dataset_id, files))
-        for name, file_id, size in submitted:
-            console.print(f"   file.uploaded {name} ({size / 1e6:.1f} MB) → file {file_id}")
-
-        say("The QC worker validates each file with pysam; the archive worker encrypts it with Crypt4GH, "
-            "verifies and accessions it")
-        results = [_wait_for_file(http, file_id) for _, file_id, _ in submitted]
+        state = http.get(f"/datasets/{dataset_id}").json().get("state")
+        if state == "registered":
+            say("A sequencing centre submits its files to the node's inbox (streamed, sha256 + md5 on the way)")
+            submitted = asyncio.run(_submit(settings, dataset_id, files))
+            for name, done in submitted:
+                console.print(f"   {name} ({done.command.size / 1e6:.1f} MB) → file {done.file_id}: "
+                              + (f"already archived as {done.archived_as}, not sent again" if done.skipped
+                                 else f"{done.outcome.outcome_type}" if done.outcome.accepted
+                                 else f"refused ({_reasons(done.outcome)})"))
+            file_ids = [done.file_id for _, done in submitted]
+            say("The QC worker validates each file with pysam; the archive worker encrypts it with Crypt4GH, "
+                "verifies and accessions it")
+        else:
+            say(f"{dataset_id} is already {state} (an earlier run of the demo): its files are archived, "
+                "so they are not submitted again")
+            file_ids = [f["id"] for f in http.get(f"/datasets/{dataset_id}").json().get("files", [])]
+        results = [_wait_for_file(http, file_id) for file_id in file_ids]
         console.print(_files_table(results))
-        if any(r["state"] != "archived" for r in results):
+        if not results or any(r["state"] != "archived" for r in results):
             console.print("[red]a good file did not reach the archive[/red]")
             return 1
 
-        say("A truncated BAM is refused by QC with machine-readable reasons (nothing is archived)")
-        bad = asyncio.run(_submit_truncated(settings, files[0][0]))
+        say("Files for a dataset this node does not know are refused before a byte is uploaded")
+        try:
+            asyncio.run(_submit(settings, "GDI-FI-DATASET-999", files[:1]))
+        except DatasetClosed as exc:
+            console.print(f"   refused: {exc.reason} ({exc.message})")
+
+        qc_dataset = "GDI-FI-DATASET-002"
+        say(f"A truncated BAM submitted to {qc_dataset} is refused by QC with machine-readable reasons "
+            "(nothing is archived)")
+        asyncio.run(_register(settings, describe_with_metadata(
+            {"title": "QC demonstration", "data_use": ["DUO:0000042"]}, dataset_id=qc_dataset)))
+        bad = asyncio.run(_submit_truncated(settings, qc_dataset, files[0][0]))
         verdict = _wait_for_file(http, bad)
         console.print(f"   {verdict['state']}: " + "; ".join(f"{r['code']} — {r['message']}"
-                                                          for r in verdict["qc_reasons"][:3]))
+                                                          for r in (verdict.get("qc_reasons") or [])[:3]))
 
-        say(f"The steward releases {dataset_id}: allowed only when every file is archived")
+        say(f"The steward asks to release {dataset_id}: accepted only when every file is archived")
         from genomebus.producers.datasets import release_dataset
 
-        from genomebus.infra import db
-
-        decision, released = asyncio.run(db.with_pool(settings, lambda pool: release_dataset(
-            settings, pool, dataset_id, actor="demo-steward")))
-        if released:
-            console.print(f"   dataset.released with {len(decision.accessions)} files → "
-                          f"{released.topic}[{released.partition}]@{released.offset}")
+        released = asyncio.run(release_dataset(settings, dataset_id, actor="demo-steward"))
+        if released.accepted:
+            console.print(f"   {released.outcome_type}: {len(results)} files are now public metadata")
+        elif released.state == "released":
+            console.print("   already released by an earlier run of the demo: the decider says so "
+                          f"({_reasons(released)})")
         else:
-            console.print(f"   not released: {decision.reason}")
+            console.print(f"   refused: {_reasons(released)}")
 
         say(f"A researcher reads the dataset from the gateway: GET /datasets/{dataset_id}")
         body = http.get(f"/datasets/{dataset_id}").json()
@@ -118,7 +143,7 @@ def run_demo(settings: Settings, console: Console) -> int:
     say("An auditor reads the history of the BAM file from the log itself")
     from genomebus.audit import history
 
-    for event in asyncio.run(history(settings, str(submitted[0][1]))):
+    for event in asyncio.run(history(settings, str(file_ids[0]))):
         console.print(f"   {event['time']}  {event['type']:<16} by {event['actor']:<14} "
                       f"({event['topic']}[{event['partition']}]@{event['offset']})")
     console.print(f"\n[green]demo complete[/green]; the node keeps running: `genomebus status --data-dir "
@@ -126,19 +151,17 @@ def run_demo(settings: Settings, console: Console) -> int:
     return 0
 
 
-async def _register(settings: Settings) -> tuple[Any, float]:
-    from genomebus.infra.readmodels.datasets import DatasetsProjection
-    from genomebus.infra import db
-    from genomebus.producers.datasets import projected, register_dataset
-    from genomebus.producers.metadata import describe_with_metadata, load_metadata
+async def _register(settings: Settings, dataset: Any) -> Any:
+    from genomebus.producers.datasets import register_dataset
 
-    dataset = describe_with_metadata(load_metadata(EXAMPLE))
-    published = await register_dataset(settings, dataset, actor="demo-steward")
-    waited = await db.with_pool(settings, lambda pool: projected(settings, pool, DatasetsProjection, published))
-    return published, waited
+    return await register_dataset(settings, dataset, actor="demo-steward")
 
 
-async def _submit(settings: Settings, dataset_id: str, files: list[tuple[Path, str | None]]) -> list[tuple[str, Any, int]]:
+def _reasons(outcome: Any) -> str:
+    return "; ".join(f"{r.code}: {r.message}" for r in outcome.reasons)
+
+
+async def _submit(settings: Settings, dataset_id: str, files: list[tuple[Path, str | None]]) -> list[tuple[str, Any]]:
     from genomebus.infra.kafka import Publisher
     from genomebus.producers.submit import submit_file
 
@@ -147,11 +170,11 @@ async def _submit(settings: Settings, dataset_id: str, files: list[tuple[Path, s
         for path, alias in files:
             done = await submit_file(settings, dataset_id, path, alias=alias, actor="demo-sequencing-centre",
                                      publisher=publisher)
-            out.append((path.name, done.file_id, done.event.size))
+            out.append((path.name, done))
     return out
 
 
-async def _submit_truncated(settings: Settings, bam: Path) -> Any:
+async def _submit_truncated(settings: Settings, dataset_id: str, bam: Path) -> Any:
     import tempfile
 
     from genomebus.producers.submit import submit_file
@@ -160,7 +183,7 @@ async def _submit_truncated(settings: Settings, bam: Path) -> Any:
         path = Path(tmp) / "truncated-demo.bam"
         data = bam.read_bytes()
         path.write_bytes(data[: len(data) // 2])
-        done = await submit_file(settings, "GDI-FI-DATASET-002", path, actor="demo-sequencing-centre")
+        done = await submit_file(settings, dataset_id, path, actor="demo-sequencing-centre")
     return done.file_id
 
 

@@ -1,8 +1,9 @@
 """PostgreSQL: connection pools and migrations.
 
 Migrations are the numbered ``migrations/*.sql`` files, applied once each
-under an advisory lock, in order. Projection tables are not migrated: each
-projection creates its own schema and can always be rebuilt by replay.
+under an advisory lock, in order; then every read model's live schema
+(``genomebus.infra.readmodels``) is created if missing. A read model's version
+names its schema, so a new version is a new schema built by replay from offset 0.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ async def migrate(settings: Settings) -> list[str]:
                 await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
             applied_now.append(name)
+        from genomebus.infra.readmodels import create_all
+
+        applied_now += [f"read model {schema}" for schema in await create_all(conn)]
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         await conn.close()

@@ -87,8 +87,13 @@ class Settings(BaseSettings):
 
     consumer_retry_initial_s: float = Field(0.2, gt=0)
     consumer_retry_max_s: float = Field(10.0, gt=0)
+    consumer_retry_max_attempts: int = Field(
+        8, ge=1, description="Attempts at a transient failure before it is dead-lettered as retries_exhausted")
+    consumer_retry_max_seconds: float = Field(
+        300.0, gt=0, description="Time spent retrying one event before it is dead-lettered as retries_exhausted")
     projector_batch_size: int = Field(500, ge=1)
     read_your_writes_timeout_s: float = Field(10.0, gt=0)
+    command_timeout_s: float = Field(30.0, gt=0, description="How long a client waits for a command's outcome")
 
     archive_secret_key_path: Path | None = Field(
         None, description="Crypt4GH secret key of the archive; local default <data_dir>/keys/archive.sec")

@@ -1,6 +1,6 @@
 """Dataset metadata files: the JSON a steward writes to describe a dataset, its individuals and biosamples.
 
-``load_metadata`` reads the file into the fields of ``DatasetRegistered``;
+``load_metadata`` reads the file into the fields of a dataset description;
 ``check_references`` finds what the schema cannot see field by field: a
 biosample naming an individual that is not in the dataset, or an id used twice.
 Both report one line per problem, in the ``path.to.field: message`` form the
@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from genomebus.producers.datasets import InvalidDataset, describe_dataset
-from genomebus.schemas.reception import DatasetRegistered
+from genomebus.producers.datasets import DescribeCommand, InvalidDataset, describe_dataset
+from genomebus.schemas.reception import DatasetDescription, DatasetRegisterRequested
 
 
 def load_metadata(path: Path | str) -> dict[str, Any]:
@@ -37,17 +37,18 @@ def load_metadata(path: Path | str) -> dict[str, Any]:
     return fields
 
 
-def describe_with_metadata(metadata: dict[str, Any], **overrides: Any) -> DatasetRegistered:
+def describe_with_metadata(metadata: dict[str, Any], *, command: type[DescribeCommand] = DatasetRegisterRequested,
+                           **overrides: Any) -> DescribeCommand:
     """The dataset a metadata file and command-line values describe together (a value given wins), checked whole."""
     fields = {**metadata, **{name: value for name, value in overrides.items() if value is not None}}
-    dataset = describe_dataset(**fields)
+    dataset = describe_dataset(command=command, **fields)
     problems = check_references(dataset)
     if problems:
         raise InvalidDataset(problems)
     return dataset
 
 
-def check_references(dataset: DatasetRegistered) -> list[str]:
+def check_references(dataset: DatasetDescription) -> list[str]:
     """Each individual and biosample id once, and each biosample's individual in the dataset."""
     problems = [*_duplicates("individuals", (i.id for i in dataset.individuals)),
                 *_duplicates("biosamples", (b.id for b in dataset.biosamples))]

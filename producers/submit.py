@@ -1,4 +1,4 @@
-"""Submitting files: stream a local file into the inbox bucket, then announce it with ``file.uploaded``.
+"""Submitting files: stream a local file into the inbox bucket, then ask for it to join its dataset.
 
 ``submit_file`` is what a pipeline calls; ``genomebus submit`` is a thin shell around it.
 
@@ -9,13 +9,18 @@ in memory at a time (a single ``put_object`` up to one part, multipart above),
 computing sha256 and md5 on the way; the two sha256 must agree, so a file that
 changes while it is submitted is refused rather than archived under a wrong name.
 
+Before the first byte, the gateway is asked whether the dataset takes files
+(registered, not released or withdrawn); after the hashing pass, whether the same
+bytes are already archived in it (then nothing is uploaded: ``skipped``).
+
 Nothing is announced that is not in the inbox, whole: a failed or interrupted
 upload (exception, ``KeyboardInterrupt``, cancellation, a ``progress`` callback
-that raises) aborts the multipart upload or deletes the object it put, and
-``file.uploaded`` is published only after ``head_object`` shows the object with
-the file's size. If publishing itself fails the object stays: submitting the
-same content again writes the same key and announces it then. The QC worker
-consumes the event.
+that raises) aborts the multipart upload or deletes the object it put, and the
+command ``file.submit_requested`` is published only after ``head_object`` shows
+the object with the file's size. The reception decider answers it with
+``file.uploaded`` (which the QC worker consumes) or a rejection with reasons,
+and ``submit_file`` returns that answer. If publishing itself fails the object
+stays: submitting the same content again writes the same key and asks again.
 """
 
 from __future__ import annotations
@@ -33,14 +38,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, get_args
 from uuid import UUID
 
+import httpx
 from botocore.exceptions import ClientError
 
 from genomebus.infra import s3 as object_store
-from genomebus.infra.kafka import Published, Publisher
+from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
+from genomebus.producers.commands import CommandOutcome, GatewayUnavailable, send_command
 from genomebus.schemas.base import PID_PATTERN
-from genomebus.schemas.envelope import new_envelope
-from genomebus.schemas.reception import FileFormat, FileUploaded
+from genomebus.schemas.reception import FileFormat, FileSubmitRequested
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +82,16 @@ class UploadFailed(RuntimeError):
 
 
 class AnnounceFailed(RuntimeError):
-    """The object is in the inbox but ``file.uploaded`` was not confirmed; submitting again is safe."""
+    """The object is in the inbox but its command was not confirmed; submitting again is safe."""
+
+
+class DatasetClosed(ValueError):
+    """The dataset takes no files (unknown, released or withdrawn); ``reason`` is the code the decider uses."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -96,20 +111,29 @@ class Submission:
 
 @dataclass(frozen=True)
 class SubmittedFile:
-    """What was announced, where the event landed, and how the upload went."""
+    """What was asked for, what the decider answered, and how the upload went.
 
-    event: FileUploaded
-    published: Published
+    ``outcome`` is None when nothing was sent because the same bytes are already archived in the
+    dataset (``archived_as`` names the accession).
+    """
+
+    command: FileSubmitRequested
+    outcome: CommandOutcome | None
     parts: int
     seconds: float
+    archived_as: str | None = None
 
     @property
     def file_id(self) -> UUID:
-        return self.event.file_id
+        return self.command.file_id
+
+    @property
+    def skipped(self) -> bool:
+        return self.outcome is None
 
     @property
     def mb_per_s(self) -> float:
-        return self.event.size / 1e6 / self.seconds if self.seconds > 0 else float("inf")
+        return self.command.size / 1e6 / self.seconds if self.seconds > 0 and not self.skipped else 0.0
 
 
 def file_id_for(dataset_id: str, sha256: str) -> UUID:
@@ -176,6 +200,7 @@ async def submit_file(settings: Settings, dataset_id: str, path: Path | str, *, 
     unreachable broker fails before the upload rather than after it.
     """
     submission = check_submission(dataset_id, path, declared_format=declared_format, alias=alias)
+    await check_dataset_open(settings, dataset_id)
     async with contextlib.AsyncExitStack() as resources:
         if publisher is None:
             publisher = await resources.enter_async_context(Publisher(settings))
@@ -185,17 +210,54 @@ async def submit_file(settings: Settings, dataset_id: str, path: Path | str, *, 
         sha256 = await asyncio.to_thread(_sha256_of, submission.path, submission.size)
         file_id = file_id_for(dataset_id, sha256)
         bucket, key = settings.s3_inbox_bucket, object_key(dataset_id, file_id, submission.filename)
-        md5, parts = await _upload(s3, bucket, key, submission, sha256, progress)
+        archived_as = await archived_accession(settings, file_id)
+        if archived_as is None:
+            md5, parts = await _upload(s3, bucket, key, submission, sha256, progress)
+        else:
+            md5, parts = "0" * 32, 0
+        command = FileSubmitRequested(file_id=file_id, dataset_id=dataset_id, filename=submission.filename,
+                                      bucket=bucket, object_key=key, size=submission.size, sha256=sha256, md5=md5,
+                                      declared_format=submission.declared_format, alias=alias)
+        if archived_as is not None:
+            return SubmittedFile(command, None, 0, time.monotonic() - started, archived_as)
         seconds = time.monotonic() - started
-        event = FileUploaded(file_id=file_id, dataset_id=dataset_id, filename=submission.filename, bucket=bucket,
-                             object_key=key, size=submission.size, sha256=sha256, md5=md5,
-                             declared_format=submission.declared_format, alias=alias)
         try:
-            published = await publisher.publish(new_envelope(event, source=settings.source, actor=actor))
+            outcome = await send_command(settings, command, actor=actor, publisher=publisher)
         except Exception as exc:
-            raise AnnounceFailed(f"s3://{bucket}/{key} is uploaded, but publishing file.uploaded failed ({exc}); "
+            raise AnnounceFailed(f"s3://{bucket}/{key} is uploaded, but its submission was not confirmed ({exc}); "
                                  f"submitting the same file again is safe") from exc
-    return SubmittedFile(event, published, parts, seconds)
+    return SubmittedFile(command, outcome, parts, seconds)
+
+
+async def check_dataset_open(settings: Settings, dataset_id: str) -> None:
+    """Ask the gateway whether ``dataset_id`` takes files; ``DatasetClosed`` saying why not."""
+    response = await _gateway_get(settings, f"/datasets/{dataset_id}")
+    if response.status_code == 404:
+        raise DatasetClosed("unknown_dataset", f"{dataset_id} is not registered on this node; register it first "
+                                               "(`genomebus dataset register`)")
+    if response.status_code == 410:
+        raise DatasetClosed("dataset_withdrawn", f"{dataset_id} is withdrawn: it takes no more files")
+    if response.status_code != 200:
+        raise GatewayUnavailable(f"the gateway answered {response.status_code} for dataset {dataset_id}")
+    if (state := response.json().get("state")) != "registered":
+        raise DatasetClosed(f"dataset_{state}", f"{dataset_id} is {state}: it takes no more files")
+
+
+async def archived_accession(settings: Settings, file_id: UUID) -> str | None:
+    """The accession if these very bytes are already archived in this dataset (the file id says both)."""
+    response = await _gateway_get(settings, f"/files/{file_id}")
+    if response.status_code == 200 and response.json().get("state") == "archived":
+        return response.json().get("accession")
+    return None
+
+
+async def _gateway_get(settings: Settings, path: str) -> httpx.Response:
+    try:
+        async with httpx.AsyncClient(base_url=settings.gateway_url, timeout=10.0) as client:
+            return await client.get(path)
+    except httpx.TransportError as exc:
+        raise GatewayUnavailable(f"the gateway at {settings.gateway_url} does not answer "
+                                 f"({type(exc).__name__})") from exc
 
 
 # -- the upload ---------------------------------------------------------------------------------

@@ -43,12 +43,9 @@ class Biosample(_Value):
     collected: str | None = Field(None, description="ISO 8601 date (or year) of collection")
 
 
-class DatasetRegistered(EventModel):
-    """A data steward described a new dataset; nothing is served until it is released."""
+class DatasetDescription(_Value):
+    """What a steward says about a dataset: registered with it, replaced whole by an update."""
 
-    context = "reception"
-    type: Literal["dataset.registered"] = "dataset.registered"
-    dataset_id: DatasetId
     title: Annotated[str, Field(min_length=1, max_length=500)]
     description: str = ""
     data_use: Annotated[tuple[DuoCode, ...], Field(min_length=1, description="DUO terms: the permitted uses")]
@@ -58,6 +55,26 @@ class DatasetRegistered(EventModel):
     access_rights: Literal["controlled", "restricted", "public"] = "controlled"
     individuals: tuple[Individual, ...] = ()
     biosamples: tuple[Biosample, ...] = ()
+
+    def description_fields(self) -> dict[str, Any]:
+        """The description alone, to carry from a command into its fact."""
+        return {name: getattr(self, name) for name in DatasetDescription.model_fields}
+
+
+class DatasetRegistered(DatasetDescription, EventModel):
+    """A data steward described a new dataset; nothing is served until it is released."""
+
+    context = "reception"
+    type: Literal["dataset.registered"] = "dataset.registered"
+    dataset_id: DatasetId
+
+
+class DatasetUpdated(DatasetDescription, EventModel):
+    """A steward replaced a dataset's description (title, data use, cohort, ...); its files are unchanged."""
+
+    context = "reception"
+    type: Literal["dataset.updated"] = "dataset.updated"
+    dataset_id: DatasetId
 
 
 class FileUploaded(EventModel):
@@ -77,9 +94,14 @@ class FileUploaded(EventModel):
     alias: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = None
 
 
-class QcReason(_Value):
+class Reason(_Value):
+    """Why something was refused: a machine-readable code and a sentence for people."""
+
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", examples=["checksum_mismatch"])]
     message: str
+
+
+QcReason = Reason
 
 
 class FileQcPassed(EventModel):
@@ -134,3 +156,69 @@ class DatasetWithdrawn(EventModel):
     type: Literal["dataset.withdrawn"] = "dataset.withdrawn"
     dataset_id: DatasetId
     reason: Annotated[str, Field(min_length=1)]
+
+
+class CommandRejected(EventModel):
+    """The reception decider refused a command; ``state`` is the aggregate's state when it decided."""
+
+    context = "reception"
+    type: Literal["reception.command_rejected"] = "reception.command_rejected"
+    aggregate_id: Annotated[str, Field(min_length=1, description="The dataset the command was about")]
+    command_id: UUID
+    command_type: str
+    reasons: Annotated[tuple[Reason, ...], Field(min_length=1)]
+    state: str | None = Field(None, description="registered, released, withdrawn, or null for an unknown dataset")
+
+
+# -- commands: what people and node systems ask for, on genomebus.reception.commands ------------------
+# Keyed by the dataset, so one dataset's commands are decided one at a time, in order.
+
+
+class DatasetRegisterRequested(DatasetDescription, EventModel):
+    context = "reception.commands"
+    type: Literal["dataset.register_requested"] = "dataset.register_requested"
+    dataset_id: DatasetId
+
+
+class DatasetUpdateRequested(DatasetDescription, EventModel):
+    context = "reception.commands"
+    type: Literal["dataset.update_requested"] = "dataset.update_requested"
+    dataset_id: DatasetId
+
+
+class DatasetReleaseRequested(EventModel):
+    context = "reception.commands"
+    type: Literal["dataset.release_requested"] = "dataset.release_requested"
+    dataset_id: DatasetId
+
+
+class DatasetWithdrawRequested(EventModel):
+    context = "reception.commands"
+    type: Literal["dataset.withdraw_requested"] = "dataset.withdraw_requested"
+    dataset_id: DatasetId
+    reason: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\S",
+                                 description="Why, in words (recorded on the log); not blank")]
+
+
+class FileSubmitRequested(EventModel):
+    """A node system put a file in the inbox and asks for it to join a dataset (then ``file.uploaded``)."""
+
+    context = "reception.commands"
+    type: Literal["file.submit_requested"] = "file.submit_requested"
+    dataset_id: DatasetId
+    file_id: UUID = Field(description="uuid5 of dataset and sha256: the same content uploaded again is the same file")
+    filename: Annotated[str, Field(min_length=1, max_length=1000)]
+    bucket: str
+    object_key: str
+    size: Annotated[int, Field(ge=0)]
+    sha256: Sha256
+    md5: Md5
+    declared_format: FileFormat
+    alias: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = None
+
+    def upload_fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"type"})
+
+
+RECEPTION_COMMANDS = (DatasetRegisterRequested, DatasetUpdateRequested, DatasetReleaseRequested,
+                      DatasetWithdrawRequested, FileSubmitRequested)

@@ -14,7 +14,10 @@ from pydantic import Field, TypeAdapter
 
 from genomebus.schemas.base import EventModel
 from genomebus.schemas.reception import (
+    RECEPTION_COMMANDS,
+    CommandRejected,
     DatasetRegistered,
+    DatasetUpdated,
     DatasetReleased,
     DatasetWithdrawn,
     FileArchived,
@@ -50,7 +53,10 @@ CATALOGUE: dict[str, Topic] = {
     for t in (
         Topic("reception", "Data Reception: datasets described, files uploaded, checked, archived, released",
               (DatasetRegistered, FileUploaded, FileQcPassed, FileQcFailed, FileArchived, DatasetReleased,
-               DatasetWithdrawn)),
+               DatasetWithdrawn, DatasetUpdated, CommandRejected)),
+        Topic("reception.commands", "Data Reception commands: register, update, release, withdraw a dataset; "
+              "submit a file. Decided by the reception decider, which publishes the facts or a rejection",
+              RECEPTION_COMMANDS),
         Topic("access", "Data Access Management: applications, DAC decisions, visas, revocations"),
         Topic("discovery", "Data Discovery: public summaries indexed for Beacon and the catalogue"),
         Topic("processing", "Processing: tools registered, tasks and workflows run, outputs reviewed"),

@@ -16,17 +16,33 @@ import asyncpg
 from genomebus.infra.projection import Projection, Record
 from genomebus.infra.readmodels.history import HISTORY_COLUMNS, HistoryEntry, history, record_history
 from genomebus.schemas.envelope import Envelope
-from genomebus.schemas.reception import DatasetRegistered, DatasetReleased, DatasetWithdrawn
+from genomebus.schemas.reception import (
+    RECEPTION_COMMANDS,
+    CommandRejected,
+    DatasetRegistered,
+    DatasetReleased,
+    DatasetUpdated,
+    DatasetWithdrawn,
+)
 
-DATASET_EVENTS = ("dataset.registered", "dataset.released", "dataset.withdrawn")
+DATASET_EVENTS = ("dataset.registered", "dataset.updated", "dataset.released", "dataset.withdrawn",
+                  "reception.command_rejected")
+COMMAND_TYPES = frozenset(c.model_fields["type"].default for c in RECEPTION_COMMANDS)
+OUTCOME_TYPES = frozenset({"dataset.registered", "dataset.updated", "dataset.released", "dataset.withdrawn",
+                           "file.uploaded", "reception.command_rejected"})
+"""What the reception decider publishes in answer to a command (its ``causation_id`` is the command's id)."""
 
 
 class DatasetsProjection(Projection):
-    """Datasets as described by their stewards, their lifecycle, and every event that touched them."""
+    """Datasets as described by their stewards, their lifecycle, and every event that touched them.
+
+    It also folds the reception commands and their outcomes (``commands``), so that a client that
+    sees its command decided through this read model also sees the dataset as the decision left it.
+    """
 
     name = "datasets"
-    version = 2
-    contexts = ("reception",)
+    version = 3
+    contexts = ("reception", "reception.commands")
     tables = {
         "datasets": (
             "dataset_id text PRIMARY KEY, title text NOT NULL, description text NOT NULL, "
@@ -37,8 +53,14 @@ class DatasetsProjection(Projection):
             "updated_at timestamptz NOT NULL"
         ),
         "dataset_events": HISTORY_COLUMNS.format(subject="dataset_id text"),
+        "commands": (
+            "command_id uuid PRIMARY KEY, type text, dataset_id text, actor text, requested_at timestamptz, "
+            "status text NOT NULL, outcome_event_id uuid, outcome_type text, reasons jsonb, state text, "
+            "decided_at timestamptz"
+        ),
     }
-    indexes = ("CREATE INDEX IF NOT EXISTS dataset_events_by_dataset ON {schema}.dataset_events (dataset_id, time)",)
+    indexes = ("CREATE INDEX IF NOT EXISTS dataset_events_by_dataset ON {schema}.dataset_events (dataset_id, time)",
+               "CREATE INDEX IF NOT EXISTS commands_by_dataset ON {schema}.commands (dataset_id, requested_at)")
 
     async def apply(self, conn: asyncpg.Connection, schema: str, event: Envelope[Any], record: Record) -> None:
         await self.apply_many(conn, schema, [(event, record)])
@@ -46,6 +68,7 @@ class DatasetsProjection(Projection):
     async def apply_many(self, conn: asyncpg.Connection, schema: str,
                          events: Sequence[tuple[Envelope[Any], Record]]) -> None:
         """Set-based: one statement for the history, one for new datasets, one per lifecycle change."""
+        await _fold_commands(conn, schema, [e for e, _ in events])
         mine = [(e, r) for e, r in events if e.type in DATASET_EVENTS]
         fresh = await record_history(conn, schema, "dataset_events", "text", mine)
         registered: dict[str, tuple[Any, ...]] = {}
@@ -84,6 +107,15 @@ class DatasetsProjection(Projection):
                         f'UPDATE "{schema}".datasets SET state = \'released\', released_at = $2, released_files = $3, '
                         "updated_at = $2 WHERE dataset_id = $1 AND state = 'registered'",
                         d.dataset_id, event.time, list(d.files))
+                case DatasetUpdated() as d:  # the description is replaced whole; the lifecycle is untouched
+                    await conn.execute(
+                        f'UPDATE "{schema}".datasets SET title = $2, description = $3, data_use = $4, keywords = $5, '
+                        "publisher = $6, landing_page = $7, access_rights = $8, individuals = $9::jsonb, "
+                        "biosamples = $10::jsonb, updated_at = $11 WHERE dataset_id = $1",
+                        d.dataset_id, d.title, d.description, list(d.data_use), list(d.keywords), d.publisher,
+                        str(d.landing_page) if d.landing_page else None, d.access_rights,
+                        json.dumps([i.model_dump(mode="json") for i in d.individuals]),
+                        json.dumps([b.model_dump(mode="json") for b in d.biosamples]), event.time)
                 case DatasetWithdrawn() as d:
                     await conn.execute(
                         f'UPDATE "{schema}".datasets SET state = \'withdrawn\', withdrawn_at = $2, '
@@ -91,6 +123,27 @@ class DatasetsProjection(Projection):
                         d.dataset_id, event.time, d.reason)
 
 
+
+
+async def _fold_commands(conn: asyncpg.Connection, schema: str, events: Sequence[Envelope[Any]]) -> None:
+    """Commands as requested (pending) and as decided; either may be projected first."""
+    for event in events:
+        if event.type in COMMAND_TYPES:
+            await conn.execute(
+                f'INSERT INTO "{schema}".commands (command_id, type, dataset_id, actor, requested_at, status) '
+                "VALUES ($1, $2, $3, $4, $5, 'pending') ON CONFLICT (command_id) DO UPDATE SET type = $2, "
+                "dataset_id = $3, actor = $4, requested_at = $5",
+                event.id, event.type, event.subject, event.actor, event.time)
+        elif event.type in OUTCOME_TYPES and event.causation_id is not None:
+            rejected = isinstance(event.data, CommandRejected)
+            await conn.execute(
+                f'INSERT INTO "{schema}".commands (command_id, status, outcome_event_id, outcome_type, reasons, '
+                "state, decided_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (command_id) DO UPDATE "
+                "SET status = $2, outcome_event_id = $3, outcome_type = $4, reasons = $5::jsonb, state = $6, "
+                "decided_at = $7",
+                event.causation_id, "rejected" if rejected else "accepted", event.id, event.type,
+                json.dumps([r.model_dump() for r in event.data.reasons]) if rejected else None,
+                event.data.state if rejected else None, event.time)
 
 
 SCHEMA = DatasetsProjection.live_schema()
@@ -125,3 +178,13 @@ async def dataset_state(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str
 
 async def dataset_history(conn: asyncpg.Connection, dataset_id: str) -> list[HistoryEntry]:
     return await history(conn, SCHEMA, "dataset_events", "dataset_id", dataset_id)
+
+
+async def get_command(conn: asyncpg.Connection, command_id: Any) -> dict[str, Any] | None:
+    """A reception command as requested and, once decided, its outcome (``status``: pending, accepted, rejected)."""
+    row = await conn.fetchrow(f'SELECT * FROM "{SCHEMA}".commands WHERE command_id = $1', command_id)
+    if row is None:
+        return None
+    out = dict(row)
+    out["reasons"] = json.loads(out["reasons"]) if isinstance(out["reasons"], str) else out["reasons"]
+    return out

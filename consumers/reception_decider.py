@@ -1,0 +1,263 @@
+"""Reception decider: the one place where Data Reception's commands become facts.
+
+- in: ``genomebus.reception.commands`` (consumer group ``genomebus-reception-decider``):
+  ``dataset.register_requested``, ``dataset.update_requested``, ``dataset.release_requested``,
+  ``dataset.withdraw_requested``, ``file.submit_requested``; all keyed by the dataset id
+- out: on ``genomebus.reception`` exactly one event per command, its id derived from the command:
+  the fact (``dataset.registered``, ``dataset.updated``, ``dataset.released``, ``dataset.withdrawn``,
+  ``file.uploaded``) or ``reception.command_rejected`` with machine-readable reasons and the
+  dataset's state at the time
+- decides: ``decide(state, command)``, a pure function over the dataset's state (``DatasetState``)
+- state: read from the ``datasets`` and ``files`` read models once they have applied everything on
+  ``genomebus.reception`` at the moment of deciding; its own ledger ``decider_reception.decisions``
+  (created by migration ``0002``) remembers the outcome of every command
+- settings: ``read_your_writes_timeout_s`` (how long to wait for the read models to catch up)
+
+Commands for one dataset share a partition and are decided one at a time, in order. Before each
+decision the read models are brought up to the current end of the facts topic, which includes
+the outcome of the previous command (published and acknowledged before that command's offset
+was committed), so two racing commands (a release and a withdrawal) are decided against each
+other's outcome and the history stays legal. A redelivered command re-publishes the outcome
+recorded in the ledger, unchanged, so a duplicate gives one outcome whatever happened between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from faststream import Context
+
+from genomebus.infra import db, kafka, telemetry
+from genomebus.infra.projection import wait_for_position
+from genomebus.infra.readmodels import datasets, files
+from genomebus.infra.readmodels.datasets import DatasetsProjection
+from genomebus.infra.readmodels.files import FilesProjection
+from genomebus.infra.settings import Settings
+from genomebus.infra.worker import Resources, Transient, Worker, WorkerSettings
+from genomebus.schemas.base import EventModel
+from genomebus.schemas.envelope import Envelope, decode, encode, new_envelope
+from genomebus.schemas.reception import (
+    CommandRejected,
+    DatasetRegistered,
+    DatasetRegisterRequested,
+    DatasetReleased,
+    DatasetReleaseRequested,
+    DatasetUpdated,
+    DatasetUpdateRequested,
+    DatasetWithdrawn,
+    DatasetWithdrawRequested,
+    FileSubmitRequested,
+    FileUploaded,
+    Reason,
+)
+
+ACTOR = "worker:reception-decider"
+LEDGER = "decider_reception.decisions"
+
+
+# -- the decision: pure ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What the decider needs to know of one file of the dataset."""
+
+    file_id: UUID
+    name: str
+    state: str
+    accession: str | None = None
+    qc_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    """A dataset as the log says it is now: ``state`` None means this node never registered it."""
+
+    dataset_id: str
+    state: str | None
+    files: tuple[FileFacts, ...] = ()
+
+
+_WAITING = {"uploaded": "waiting for QC", "qc_passed": "waiting for the archive"}
+
+
+def decide(state: DatasetState, command: EventModel, command_id: UUID) -> EventModel:
+    """The fact a command yields, or a ``CommandRejected`` saying why not."""
+    match command:
+        case DatasetRegisterRequested():
+            if state.state is not None:
+                return _reject(state, command, command_id, "already_registered",
+                               f"{state.dataset_id} is already registered ({state.state}); "
+                               "to change its description use `genomebus dataset update`")
+            return DatasetRegistered(dataset_id=command.dataset_id, **command.description_fields())
+        case DatasetUpdateRequested():
+            if refused := _refuse_unless(state, command, command_id, "registered", "released"):
+                return refused
+            return DatasetUpdated(dataset_id=command.dataset_id, **command.description_fields())
+        case DatasetReleaseRequested():
+            if state.state == "released":
+                return _reject(state, command, command_id, "already_released", f"{state.dataset_id} is already released")
+            if refused := _refuse_unless(state, command, command_id, "registered"):
+                return refused
+            if not state.files:
+                return _reject(state, command, command_id, "no_files", f"{state.dataset_id} has no files yet")
+            waiting = [f for f in state.files if f.state != "archived"]
+            if waiting:
+                return _rejection(state, command, command_id, tuple(
+                    Reason(code="file_not_archived", message=f"{f.name}: {f.state}"
+                           + (f" ({', '.join(f.qc_codes) or _WAITING.get(f.state, '')})"
+                              if f.qc_codes or f.state in _WAITING else ""))
+                    for f in waiting))
+            return DatasetReleased(dataset_id=command.dataset_id,
+                                   files=tuple(sorted(f.accession for f in state.files if f.accession)))
+        case DatasetWithdrawRequested():
+            if state.state == "withdrawn":
+                return _reject(state, command, command_id, "already_withdrawn", f"{state.dataset_id} is already withdrawn")
+            if refused := _refuse_unless(state, command, command_id, "registered", "released"):
+                return refused
+            return DatasetWithdrawn(dataset_id=command.dataset_id, reason=command.reason.strip())
+        case FileSubmitRequested():
+            if refused := _refuse_unless(state, command, command_id, "registered"):
+                return refused
+            done = next((f for f in state.files if f.file_id == command.file_id and f.state == "archived"), None)
+            if done is not None:
+                return _reject(state, command, command_id, "already_archived",
+                               f"the same bytes are already archived in {state.dataset_id} as {done.accession}")
+            return FileUploaded(**command.upload_fields())
+    raise TypeError(f"the reception decider has no rule for {type(command).__name__}")
+
+
+def _refuse_unless(state: DatasetState, command: EventModel, command_id: UUID, *allowed: str) -> CommandRejected | None:
+    if state.state in allowed:
+        return None
+    if state.state is None:
+        return _reject(state, command, command_id, "unknown_dataset",
+                       f"{state.dataset_id} is not registered on this node; register it first")
+    return _reject(state, command, command_id, f"dataset_{state.state}", f"{state.dataset_id} is {state.state}")
+
+
+def _reject(state: DatasetState, command: EventModel, command_id: UUID, code: str, message: str) -> CommandRejected:
+    return _rejection(state, command, command_id, (Reason(code=code, message=message),))
+
+
+def _rejection(state: DatasetState, command: EventModel, command_id: UUID,
+               reasons: tuple[Reason, ...]) -> CommandRejected:
+    return CommandRejected(aggregate_id=state.dataset_id, command_id=command_id, command_type=command.type,
+                           reasons=reasons, state=state.state)
+
+
+# -- the handler: I/O around the decision ---------------------------------------------------------------
+
+
+async def current_state(pool: asyncpg.Pool, dataset_id: str) -> DatasetState:
+    async with pool.acquire() as conn:
+        state = await datasets.dataset_state(conn, dataset_id)
+        members = await files.files_of(conn, dataset_id)
+    return DatasetState(dataset_id, state, tuple(
+        FileFacts(f["file_id"], f["alias"] or f["filename"], f["state"], f["accession"],
+                  tuple(dict.fromkeys(r["code"] for r in f["qc_reasons"] or ())))
+        for f in members))
+
+
+async def caught_up(settings: Settings, pool: asyncpg.Pool) -> None:
+    """Wait until the read models have applied everything on the facts topic now."""
+    ends = await kafka.end_offsets(settings, [settings.topic("reception")])
+    try:
+        for projection in (DatasetsProjection, FilesProjection):
+            for tp, end in ends.items():
+                if end > 0:
+                    await wait_for_position(pool, projection, tp.topic, tp.partition, end - 1,
+                                            settings.read_your_writes_timeout_s)
+    except TimeoutError as exc:  # the projector is behind or down: decide later, never on stale state
+        raise Transient(str(exc)) from exc
+
+
+class Ledger:
+    """The outcome of every command decided, so that a redelivery re-publishes it unchanged."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def outcome(self, command_id: UUID) -> Envelope[Any] | None:
+        row = await self.pool.fetchval(f"SELECT outcome::text FROM {LEDGER} WHERE command_id = $1", command_id)
+        return decode(row.encode()) if row else None
+
+    async def record(self, command: Envelope[Any], outcome: Envelope[Any]) -> Envelope[Any]:
+        """Keep the outcome; if another attempt recorded one first, that one wins."""
+        await self.pool.execute(
+            f"INSERT INTO {LEDGER} (command_id, command_type, dataset_id, outcome_type, outcome) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (command_id) DO NOTHING",
+            command.id, command.type, command.subject, outcome.type, encode(outcome).decode())
+        stored = await self.outcome(command.id)
+        assert stored is not None
+        return stored
+
+
+async def decide_command(command: Envelope[Any], settings: Settings, pool: asyncpg.Pool,
+                         ledger: Ledger) -> list[Envelope[Any]]:
+    """Decide one command (or re-publish its recorded outcome): the one outcome every command gets."""
+    if (recorded := await ledger.outcome(command.id)) is not None:
+        return [recorded]
+    await caught_up(settings, pool)
+    fact = decide(await current_state(pool, command.data.dataset_id), command.data, command.id)
+    outcome = new_envelope(fact, source=settings.source, actor=ACTOR, cause=command)
+    return [await ledger.record(command, outcome)]
+
+
+# One typed handler per command, as the worker layer wants; each is the same decision.
+
+
+async def on_register(command: Envelope[DatasetRegisterRequested], settings: WorkerSettings,
+                      pool: asyncpg.Pool = Context("db"), ledger: Ledger = Context("ledger")) -> list[Envelope[Any]]:
+    return await decide_command(command, settings, pool, ledger)
+
+
+async def on_update(command: Envelope[DatasetUpdateRequested], settings: WorkerSettings,
+                    pool: asyncpg.Pool = Context("db"), ledger: Ledger = Context("ledger")) -> list[Envelope[Any]]:
+    return await decide_command(command, settings, pool, ledger)
+
+
+async def on_release(command: Envelope[DatasetReleaseRequested], settings: WorkerSettings,
+                     pool: asyncpg.Pool = Context("db"), ledger: Ledger = Context("ledger")) -> list[Envelope[Any]]:
+    return await decide_command(command, settings, pool, ledger)
+
+
+async def on_withdraw(command: Envelope[DatasetWithdrawRequested], settings: WorkerSettings,
+                      pool: asyncpg.Pool = Context("db"), ledger: Ledger = Context("ledger")) -> list[Envelope[Any]]:
+    return await decide_command(command, settings, pool, ledger)
+
+
+async def on_submit(command: Envelope[FileSubmitRequested], settings: WorkerSettings,
+                    pool: asyncpg.Pool = Context("db"), ledger: Ledger = Context("ledger")) -> list[Envelope[Any]]:
+    return await decide_command(command, settings, pool, ledger)
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Mapping[str, Any]]:
+    pool = await db.connect(settings, max_size=3)
+    try:
+        yield {"db": pool, "ledger": Ledger(pool)}
+    finally:
+        await pool.close()
+
+
+def build(settings: Settings, *, name: str = "reception-decider", resources: Resources = open_resources) -> Worker:
+    worker = Worker(name, settings, resources=resources,
+                    description="Decides Data Reception's commands: the facts, or a rejection with reasons")
+    worker.handle(on_register, produces=(DatasetRegistered, CommandRejected))
+    worker.handle(on_update, produces=(DatasetUpdated, CommandRejected))
+    worker.handle(on_release, produces=(DatasetReleased, CommandRejected))
+    worker.handle(on_withdraw, produces=(DatasetWithdrawn, CommandRejected))
+    worker.handle(on_submit, produces=(FileUploaded, CommandRejected))
+    return worker
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    telemetry.setup(settings, "reception-decider")
+    await build(settings).run(stop)

@@ -1,0 +1,52 @@
+"""Commands and their outcomes, so that clients learn what the decider made of what they asked.
+
+A command is ``pending`` until its context's decider has answered, then ``accepted`` (with the
+fact it published) or ``rejected`` (with machine-readable reasons and the aggregate's state).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+
+from genomebus.gateway.deps import PoolDep
+from genomebus.gateway.problems import Problem
+from genomebus.infra.readmodels import datasets
+
+router = APIRouter(tags=["commands"])
+
+
+class Reason(BaseModel):
+    code: str
+    message: str
+
+
+class Command(BaseModel):
+    id: UUID
+    type: str | None
+    dataset_id: str | None
+    requested_at: datetime | None
+    status: Literal["pending", "accepted", "rejected"]
+    outcome_event_id: UUID | None
+    outcome_type: str | None
+    reasons: list[Reason]
+    state: str | None
+    decided_at: datetime | None
+
+
+@router.get("/commands/{command_id}", response_model=Command)
+async def get_command(pool: PoolDep, command_id: Annotated[UUID, Path(description="The command event's id")]
+                      ) -> Command:
+    """A reception command's status and outcome; 404 until the command or its outcome is projected."""
+    async with pool.acquire() as conn:
+        row = await datasets.get_command(conn, command_id)
+    if row is None:
+        raise Problem(404, "command-not-found", f"no command {command_id} on this node (yet)")
+    return Command(id=row["command_id"], type=row["type"], dataset_id=row["dataset_id"],
+                   requested_at=row["requested_at"], status=row["status"], outcome_event_id=row["outcome_event_id"],
+                   outcome_type=row["outcome_type"], reasons=row["reasons"] or [], state=row["state"],
+                   decided_at=row["decided_at"])
