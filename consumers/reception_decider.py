@@ -206,7 +206,9 @@ async def decide_command(command: Envelope[Any], settings: Settings, pool: async
         return [recorded]
     await caught_up(settings, pool)
     fact = decide(await current_state(pool, command.data.dataset_id), command.data, command.id)
-    outcome = new_envelope(fact, source=settings.source, actor=ACTOR, cause=command)
+    # A fact is the asker's act, decided here: it carries their id; a rejection is the decider's own word.
+    actor = ACTOR if isinstance(fact, CommandRejected) else command.actor
+    outcome = new_envelope(fact, source=settings.source, actor=actor, cause=command)
     return [await ledger.record(command, outcome)]
 
 

@@ -23,9 +23,10 @@ def new_dataset_id() -> str:
     return f"GDI-FI-DATASET-{_RUN:05d}{os.getpid() % 1000:03d}{next(_counter):04d}"
 
 
-def cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GENOMEBUS_DATA_DIR": str(settings.data_dir), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "genomebus.cli", *args], capture_output=True, text=True,
+def cli(settings: Settings, *args: str, timeout: float = 120,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GENOMEBUS_DATA_DIR": str(settings.data_dir), "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "genomebus", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
 
 

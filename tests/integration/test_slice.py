@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from genomebus.infra.readmodels.datasets import DatasetsProjection
 from genomebus.infra.projection import NotYetProjected, wait_for_position
+from genomebus.infra.readmodels.datasets import DatasetsProjection
 from genomebus.producers.datasets import describe_dataset, register_dataset
 from tests.integration.helpers import cli, new_dataset_id, topic_count
 
@@ -20,7 +20,7 @@ async def test_register_with_the_cli_then_query_the_gateway(stack):
     result = cli(stack, "dataset", "register", "--id", dataset_id, "--title", "Finnish WGS cohort",
                  "--duo", "DUO:0000042", "--keyword", "WGS", "--publisher", "THL", "--actor", "steward-7")
     assert result.returncode == 0, result.stderr
-    assert "projected in" in result.stdout
+    assert "dataset.registered" in result.stdout
 
     async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
         response = await http.get(f"/datasets/{dataset_id}")
@@ -53,13 +53,13 @@ async def test_bad_registration_is_a_clear_error_and_publishes_nothing(stack, ar
     assert await topic_count(stack, "reception") == before
 
 
-async def test_sdk_registration_is_readable_after_waiting_for_the_projection(stack, pool, publisher):
+async def test_sdk_registration_is_a_command_readable_once_decided(stack, publisher):
     dataset_id = new_dataset_id()
     dataset = describe_dataset(dataset_id=dataset_id, title="SDK dataset", data_use=("DUO:0000006",))
-    published = await register_dataset(stack, dataset, actor="pipeline-1", publisher=publisher)
-    assert published.topic == stack.topic("reception")
-    await wait_for_position(pool, DatasetsProjection, published.topic, published.partition, published.offset, 30)
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
+    outcome = await register_dataset(stack, dataset, actor="pipeline-1", publisher=publisher)
+    assert outcome.accepted and outcome.outcome_type == "dataset.registered"
+    assert outcome.published.topic == stack.topic("reception.commands")
+    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:  # read-your-writes, no waiting
         assert (await http.get(f"/datasets/{dataset_id}")).json()["data_use"] == ["DUO:0000006"]
 
 
@@ -127,8 +127,9 @@ async def test_audit_history_reads_the_log(stack, publisher):
     result = cli(stack, "audit", "history", dataset_id, "--json")
     assert result.returncode == 0, result.stderr
     events = json.loads(result.stdout)
-    assert [e["type"] for e in events] == ["dataset.registered"]
-    assert events[0]["actor"] == "auditor-test"
-    assert events[0]["data"]["dataset_id"] == dataset_id
+    assert [e["type"] for e in events] == ["dataset.register_requested", "dataset.registered"]
+    assert [e["actor"] for e in events] == ["auditor-test", "auditor-test"]
+    assert events[1]["causation_id"] == events[0]["id"]
+    assert events[1]["data"]["dataset_id"] == dataset_id
     missing = cli(stack, "audit", "history", "GDI-FI-DATASET-000000000")
     assert missing.returncode == 4
