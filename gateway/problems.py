@@ -1,17 +1,30 @@
-"""RFC 7807 problem documents for every error the gateway returns."""
+"""RFC 7807 problem documents for every error the gateway returns, and their place in the OpenAPI.
+
+Errors are answered here and documented here, so a router only names the statuses of its own
+domain (``responses=problem_responses(404, 410, 503)``). ``install`` post-processes the OpenAPI
+document so that every route gets the rest by default: FastAPI's 422 becomes the 400 the gateway
+really answers, every operation may answer 500, and each of them points at the one ``Problem``
+schema under ``application/problem+json``.
+"""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://genomebus.example.org/problems/"
+
+# Failures of reaching PostgreSQL, not of the query: the node is degraded, the client may retry.
+DATABASE_UNAVAILABLE = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                        asyncpg.TooManyConnectionsError)
 
 
 class Problem(Exception):
@@ -28,6 +41,43 @@ class Problem(Exception):
         self.extra = extra
 
 
+class ProblemDocument(BaseModel):
+    """The body of every error (RFC 7807); extension members (such as `errors`) may follow."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for a route that answers these statuses with a problem document."""
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            for status in statuses}
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI say what the gateway answers: 400 not 422, 500 anywhere, one Problem schema."""
+    default_400, default_500 = problem_responses(400)[400], problem_responses(500)[500]
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if responses.pop("422", None) is not None:  # FastAPI's mark of a route that validates input
+                responses.setdefault("400", default_400)
+            responses.setdefault("500", default_500)
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = ProblemDocument.model_json_schema()
+    return openapi
+
+
 def problem_response(request: Request, status: int, code: str, detail: str, *, title: str | None = None,
                      headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {
@@ -42,6 +92,8 @@ def problem_response(request: Request, status: int, code: str, detail: str, *, t
 
 
 def install(app: FastAPI) -> None:
+    """Answer every error as a problem document and document them in the app's OpenAPI."""
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(request, exc.status, exc.code, exc.detail, title=exc.title, headers=exc.headers,
@@ -58,7 +110,21 @@ def install(app: FastAPI) -> None:
             exc.status_code, "http-error")
         return problem_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
+    for unavailable in DATABASE_UNAVAILABLE:
+        @app.exception_handler(unavailable)
+        async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+            return problem_response(request, 503, "database-unavailable",
+                                    "the node's database cannot be reached; try again later",
+                                    headers={"Retry-After": "5"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # No exception text to the client: it may carry internals; the log has it.
         return problem_response(request, 500, "internal-error", "the gateway could not complete the request")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_problems(FastAPI.openapi(app))
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

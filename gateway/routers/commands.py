@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from genomebus.gateway.deps import PoolDep
-from genomebus.gateway.problems import Problem
+from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.infra.readmodels import datasets
 
 router = APIRouter(tags=["commands"])
@@ -38,7 +38,7 @@ class Command(BaseModel):
     decided_at: datetime | None
 
 
-@router.get("/commands/{command_id}", response_model=Command)
+@router.get("/commands/{command_id}", response_model=Command, responses=problem_responses(404, 503))
 async def get_command(pool: PoolDep, command_id: Annotated[UUID, Path(description="The command event's id")]
                       ) -> Command:
     """A reception command's status and outcome; 404 until the command or its outcome is projected."""

@@ -17,10 +17,16 @@ from pydantic import BaseModel
 
 from genomebus.gateway.deps import PoolDep
 from genomebus.infra.readmodels import datasets, files
-from genomebus.gateway.problems import Problem
+from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.schemas.base import PID_PATTERN
 
 router = APIRouter(tags=["datasets"])
+
+# PostgreSQL's OFFSET is a bigint; a page this far is already past any node's datasets.
+MAX_OFFSET = 2**31 - 1
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# A file is named by its id or, once archived, by its accession; documented so clients know both.
+FILE_ID_PATTERN = rf"^(?:{UUID_PATTERN}|{PID_PATTERN.strip('^$')})$"
 
 
 class HistoryEvent(BaseModel):
@@ -88,9 +94,9 @@ class FileDetail(FileSummary):
     history: list[HistoryEvent]
 
 
-@router.get("/datasets", response_model=DatasetPage)
+@router.get("/datasets", response_model=DatasetPage, responses=problem_responses(503))
 async def list_datasets(pool: PoolDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                        offset: Annotated[int, Query(ge=0)] = 0,
+                        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                         state: Annotated[Literal["registered", "released"] | None, Query()] = None) -> DatasetPage:
     """Datasets on this node, withdrawn ones excepted."""
     async with pool.acquire() as conn:
@@ -98,8 +104,10 @@ async def list_datasets(pool: PoolDep, limit: Annotated[int, Query(ge=1, le=1000
     return DatasetPage(datasets=[Dataset(**r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/datasets/{dataset_id}", response_model=DatasetDetail)
-async def get_dataset(pool: PoolDep, dataset_id: Annotated[str, Path(max_length=100)]) -> DatasetDetail:
+@router.get("/datasets/{dataset_id}", response_model=DatasetDetail, responses=problem_responses(400, 404, 410, 503))
+async def get_dataset(pool: PoolDep, dataset_id: Annotated[str, Path(
+        max_length=100, description="1+MG dataset id", json_schema_extra={"pattern": PID_PATTERN})]) -> DatasetDetail:
+    # The pattern is checked here rather than by `Path(pattern=)` to answer with its own problem type.
     if not re.fullmatch(PID_PATTERN, dataset_id):
         raise Problem(400, "invalid-dataset-id", f"{dataset_id!r} is not a 1+MG dataset id ({PID_PATTERN})")
     async with pool.acquire() as conn:
@@ -113,17 +121,15 @@ async def get_dataset(pool: PoolDep, dataset_id: Annotated[str, Path(max_length=
     return DatasetDetail(**row, files=[_summary(f) for f in members], history=[HistoryEvent(**vars(h)) for h in history])
 
 
-@router.get("/files/{file_id}", response_model=FileDetail, tags=["files"])
-async def get_file(pool: PoolDep, file_id: Annotated[str, Path(max_length=100,
-                                                                description="File id (UUID) or accession")]
+@router.get("/files/{file_id}", response_model=FileDetail, tags=["files"],
+            responses=problem_responses(400, 404, 410, 503))
+async def get_file(pool: PoolDep, file_id: Annotated[str, Path(
+        max_length=100, description="File id (UUID) or accession", json_schema_extra={"pattern": FILE_ID_PATTERN})]
                    ) -> FileDetail:
-    if re.fullmatch(PID_PATTERN, file_id):
-        lookup: dict[str, Any] = {"accession": file_id}
-    else:
-        try:
-            lookup = {"file_id": UUID(file_id)}
-        except ValueError:
-            raise Problem(400, "invalid-file-id", f"{file_id!r} is neither a file UUID nor an accession") from None
+    if not re.fullmatch(FILE_ID_PATTERN, file_id):
+        raise Problem(400, "invalid-file-id", f"{file_id!r} is neither a file UUID nor an accession")
+    lookup: dict[str, Any] = ({"accession": file_id} if re.fullmatch(PID_PATTERN, file_id)
+                              else {"file_id": UUID(file_id)})
     async with pool.acquire() as conn:
         row = await files.get_file(conn, **lookup)
         if row is None:

@@ -66,7 +66,8 @@ async def service_info(settings: SettingsDep) -> Service:
     )
 
 
-@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+@router.get("/health", response_model=Health,
+            responses={503: {"model": Health, "description": "The database cannot be reached"}})
 async def health(pool: PoolDep) -> JSONResponse:
     try:
         async with pool.acquire(timeout=2) as conn:
