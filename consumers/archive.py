@@ -1,13 +1,14 @@
 """Archive: encrypts QC-passed files at rest with Crypt4GH, verifies them and gives them an accession.
 
-- in: ``genomebus.reception`` — ``file.uploaded`` (remembered: where the inbox bytes are and
-  their checksums; ``file.qc_passed`` does not carry them) and ``file.qc_passed`` (archive it)
+- in: ``genomebus.reception`` (consumer group ``genomebus-archive``) — ``file.uploaded``
+  (``on_uploaded``: remembered, where the inbox bytes are and their checksums; ``file.qc_passed``
+  does not carry them) and ``file.qc_passed`` (``on_qc_passed``: archive it)
 - out: ``file.archived`` on ``genomebus.reception``; Crypt4GH objects in ``s3_archive_bucket``;
   the inbox copy (and its index) removed once ``file.archived`` is on the bus
 - state: worker-owned tables in schema ``worker_archive`` (``uploads``, ``objects``, ``archived``)
 - settings: ``s3_inbox_bucket`` / ``s3_archive_bucket``, ``archive_secret_key_path``,
   ``archive_public_key_path``, ``archive_key_passphrase`` (see ``infra.keys``),
-  ``archive_part_size_mib``, ``archive_spool_dir``
+  ``archive_part_size_mib``, ``archive_spool_dir``, ``consumer_retry_*`` (see ``infra.worker``)
 
 Steps for ``file.qc_passed``: the inbox object is streamed from S3 through Crypt4GH encryption
 for the node's archive public key into a spool file (ciphertext only: plaintext never touches
@@ -20,7 +21,7 @@ the plaintext against the upload, size and sha256 of the ciphertext). An index b
 object (the one QC names in ``metrics.index_key``, else ``.bai``/``.csi`` for BAM, ``.crai``
 for CRAM, ``.tbi``/``.csi`` for VCF, ``.csi`` for BCF) is archived the same way. Then
 ``file.archived`` is returned in an ``Outcome`` whose ``after_publish`` deletes the inbox
-copies: the runner calls it only after the event is on the bus.
+copies: the worker layer (``infra.worker``) calls it only after the event is on the bus.
 
 Decisions:
 
@@ -43,7 +44,8 @@ Decisions:
   differs between upload and QC, or an archived object that does not decrypt to the upload's
   checksums: not retryable, the event goes to the dead-letter topic, nothing is published,
   and the inbox copy stays for an operator (the pending object stays too, for inspection).
-  Object-store 5xx/throttling, network, database and broker faults: retried by the runner.
+  Object-store 5xx/throttling, network, database and broker faults: retried (``infra.worker``),
+  and once the retries are exhausted dead-lettered as ``retries_exhausted``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
@@ -63,18 +65,20 @@ from uuid import UUID
 import asyncpg
 import crypt4gh.lib
 from botocore.exceptions import ClientError
+from faststream import Context
 
 from genomebus.infra import db, s3, telemetry
 from genomebus.infra.keys import load_archive_keys
 from genomebus.infra.settings import Settings
 from genomebus.consumers.qc_checks import INDEX_SUFFIXES
-from genomebus.infra.worker import Outcome, Transient, Worker, WorkerContext
+from genomebus.infra.worker import Outcome, Resources, Transient, Worker
 from genomebus.schemas.envelope import Envelope, decode, encode, new_envelope
 from genomebus.schemas.reception import FileArchived, FileQcPassed, FileUploaded
 
 log = logging.getLogger("genomebus.archive")
 
-ACTOR = "archive"
+NAME = "archive"
+ACTOR = NAME
 _READ_CHUNK = 1024 * 1024
 _PARTS_IN_FLIGHT = 2  # measured on SeaweedFS: 2 parts at a time +28% upload rate, 4 no better
 _BRIDGE_TIMEOUT_S = 300
@@ -557,14 +561,14 @@ async def _in_thread(func: Callable[..., Any], *args: Any) -> Any:
 # -- handlers ---------------------------------------------------------------------------------------
 
 
-async def handle_uploaded(event: Envelope[FileUploaded], ctx: WorkerContext) -> list[Envelope[Any]]:
-    archivist: Archivist = ctx.resources["archivist"]
+async def on_uploaded(event: Envelope[FileUploaded], archivist: Archivist = Context("archivist")) -> list[Envelope[Any]]:
+    """Remember where the inbox bytes are and their checksums: ``file.qc_passed`` does not carry them."""
     await archivist.ledger.remember_upload(event.data, event.id)
     return []
 
 
-async def handle_qc_passed(event: Envelope[FileQcPassed], ctx: WorkerContext) -> Outcome:
-    archivist: Archivist = ctx.resources["archivist"]
+async def on_qc_passed(event: Envelope[FileQcPassed], archivist: Archivist = Context("archivist")) -> Outcome:
+    """Archive the file (or re-emit its stored ``file.archived``); the inbox copy goes once that is published."""
     qc = event.data
     upload = await archivist.ledger.upload(qc.file_id)
     if upload is None:
@@ -578,21 +582,34 @@ async def handle_qc_passed(event: Envelope[FileQcPassed], ctx: WorkerContext) ->
     return Outcome([archived], after_publish=partial(archivist.remove_inbox_copy, upload, qc))
 
 
-def archive_worker(name: str = ACTOR) -> Worker:
-    """The archive's consumer group; tests give it another name to run beside a node's own."""
-    return Worker(name=name, contexts=("reception",),
-                  handlers={"file.uploaded": handle_uploaded, "file.qc_passed": handle_qc_passed})
-
-
-async def main(settings: Settings, stop: asyncio.Event, *, worker: Worker | None = None) -> None:
-    telemetry.setup(settings, ACTOR)
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Mapping[str, Any]]:
+    """The archivist (keys, ledger, object store) for the worker's lifetime."""
     secret_key, public_key = load_archive_keys(settings)
     pool = await db.connect(settings, max_size=2)
     try:
         ledger = ArchiveLedger(pool)
         await ledger.create()
         async with s3.client(settings) as client:
-            archivist = Archivist(settings, ledger, client, secret_key, public_key)
-            await (worker or archive_worker()).run(settings, stop, resources={"archivist": archivist})
+            yield {"archivist": Archivist(settings, ledger, client, secret_key, public_key)}
     finally:
         await pool.close()
+
+
+def build(settings: Settings, *, name: str = NAME, resources: Resources = open_resources) -> Worker:
+    """The archive's faststream app; tests give it another ``name`` (its own consumer group) or fake ``resources``."""
+    worker = Worker(name, settings, resources=resources,
+                    description="Encrypts QC-passed files with Crypt4GH, verifies them, assigns accessions")
+    worker.handle(on_uploaded)
+    worker.handle(on_qc_passed, produces=(FileArchived,))
+    return worker
+
+
+def archive_worker(name: str = NAME) -> Callable[[Settings], Worker]:
+    """The archive under another consumer group, for ``main(..., worker=...)``: tests run one beside a node's own."""
+    return partial(build, name=name)
+
+
+async def main(settings: Settings, stop: asyncio.Event, *, worker: Callable[[Settings], Worker] = build) -> None:
+    telemetry.setup(settings, NAME)
+    await worker(settings).run(stop)

@@ -1,80 +1,131 @@
 """QC worker: checks every uploaded file before it is archived.
 
-- in: ``file.uploaded`` on ``genomebus.reception`` (consumer group ``genomebus-qc``)
+- in: ``file.uploaded`` on ``genomebus.reception`` (consumer group ``genomebus-qc``; ``on_uploaded``)
 - out: ``file.qc_passed`` (format, metrics, warnings) or ``file.qc_failed`` (machine-readable
   reasons) on ``genomebus.reception``, one per upload, its id derived from the upload event;
   an index it built (``.bai`` / ``.crai`` / ``.tbi`` / ``.csi``) is stored beside the inbox
   object as ``<object_key><suffix>`` and named in the metrics as ``index_key``
-- decides: nothing itself; ``consumers.qc_checks.check_file`` decides from the bytes
-- settings: ``s3_*`` (inbox object store), ``database_url`` (the files projection, see below),
+- decides: ``dataset_refusal`` (below) whether the upload's dataset may take files at all: an
+  unknown dataset (``unknown_dataset``), a withdrawn one (``dataset_withdrawn``) or a released one
+  (``dataset_released``) fails QC without its bytes being read, so a ``file.uploaded`` published
+  by hand, bypassing the reception decider, is never archived; then
+  ``consumers.qc_checks.check_file`` decides from the bytes
+- settings: ``s3_*`` (inbox object store), ``database_url`` (the datasets and files read models),
   ``data_dir`` (temporary copies go to ``<data_dir>/tmp/qc`` in the local profile, the system
-  temporary directory otherwise), ``consumer_retry_initial_s`` / ``_max_s``
+  temporary directory otherwise), ``consumer_retry_*`` (see ``infra.worker``),
+  ``read_your_writes_timeout_s`` (how long to wait for the datasets projection, below)
+
+The dataset is registered before its files are uploaded, but the datasets projection may not
+have folded that yet when the upload arrives. So an unknown dataset is only believed once the
+projection has passed the upload's own position (waiting at most ``read_your_writes_timeout_s``;
+a projection that does not get there is a transient fault, retried).
 
 The object is streamed to a temporary file (1 MiB at a time), checked in a thread and
 deleted. If the inbox object is gone, the upload may already have been decided and then
 archived (the archive worker deletes inbox copies), so a redelivered ``file.uploaded``
-must not turn into a contradicting ``file.qc_failed``: when the files projection
-(``proj_files.files``) says QC already decided that file, the event is acknowledged
-with nothing published. Without that projection the worker reports ``object_missing``.
+must not turn into a contradicting ``file.qc_failed``: when the files read model
+(``infra.readmodels.files.file_state``) says QC already decided that file, the event is
+acknowledged with nothing published. Otherwise the worker reports ``object_missing``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import tempfile
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import aiohttp
 import asyncpg
 from botocore.exceptions import ClientError
+from faststream import Context
 
 from genomebus.consumers.qc_checks import INDEX_SUFFIXES, QcResult, check_file
 from genomebus.infra import db, s3, telemetry
+from genomebus.infra.projection import wait_for_position
+from genomebus.infra.readmodels import datasets, files
 from genomebus.infra.settings import Settings
-from genomebus.infra.worker import Transient, Worker, WorkerContext
+from genomebus.infra.worker import InputRecord, Resources, Transient, Worker, WorkerSettings
 from genomebus.schemas.envelope import Envelope, new_envelope
 from genomebus.schemas.reception import FileQcFailed, FileQcPassed, FileUploaded, QcReason
 
+NAME = "qc"
 ACTOR = "worker:qc"
 CHUNK = 1 << 20
-DECIDED_STATES = ("qc_passed", "qc_failed", "archived")
-"""File states in ``proj_files.files`` that mean QC already published its outcome."""
 _TRANSIENT_S3_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "500", "503"})
+_DATASET_REFUSALS = {
+    None: ("unknown_dataset", "dataset {id} is not registered on this node"),
+    "withdrawn": ("dataset_withdrawn", "dataset {id} is withdrawn: it takes no more files"),
+    "released": ("dataset_released", "dataset {id} is released: its files are fixed"),
+}
 
 
-async def handle_uploaded(event: Envelope[Any], ctx: WorkerContext) -> list[Envelope[Any]]:
+def dataset_refusal(dataset_id: str, state: str | None) -> QcReason | None:
+    """Why a dataset in ``state`` (None: unknown) takes no uploaded file, or None when it does."""
+    if state not in _DATASET_REFUSALS:
+        return None
+    code, message = _DATASET_REFUSALS[state]
+    return QcReason(code=code, message=message.format(id=dataset_id))
+
+
+async def on_uploaded(event: Envelope[FileUploaded], settings: WorkerSettings, record: InputRecord,
+                      store: Any = Context("s3"), pool: Any = Context("db")) -> list[Envelope[Any]]:
     """Check the uploaded object and publish the verdict (nothing if it was decided and archived already)."""
-    upload: FileUploaded = event.data
-    store = ctx.resources["s3"]
-    with tempfile.TemporaryDirectory(prefix="qc-", dir=_scratch_dir(ctx.settings)) as scratch:
+    upload = event.data
+    refusal = dataset_refusal(upload.dataset_id, await _dataset_state(pool, settings, upload.dataset_id, record))
+    if refusal is not None:
+        return [_envelope(settings, event, _failed(upload, (refusal,)))]
+    with tempfile.TemporaryDirectory(prefix="qc-", dir=_scratch_dir(settings)) as scratch:
         local = Path(scratch) / _local_name(upload.filename)
         if not await _download(store, upload.bucket, upload.object_key, local):
-            if await _already_decided(ctx.resources.get("db"), upload.file_id):
+            if await files.file_state(pool, upload.file_id) in files.QC_DECIDED:
                 return []
             where = f"s3://{upload.bucket}/{upload.object_key}"
             missing = QcReason(code="object_missing", message=f"{where} does not exist")
-            return [_envelope(ctx, event, _failed(upload, (missing,)))]
+            return [_envelope(settings, event, _failed(upload, (missing,)))]
         result = await asyncio.to_thread(check_file, local, upload.declared_format, upload.sha256, upload.md5)
         if not result.passed:
-            return [_envelope(ctx, event, _failed(upload, result.reasons))]
+            return [_envelope(settings, event, _failed(upload, result.reasons))]
         metrics = dict(result.metrics)
         if result.index_path is not None:
             metrics["index_key"] = await _store_index(store, upload, result.index_path)
-        return [_envelope(ctx, event, _passed(upload, result, metrics))]
+        return [_envelope(settings, event, _passed(upload, result, metrics))]
 
 
-async def main(settings: Settings, stop: asyncio.Event) -> None:
-    telemetry.setup(settings, "qc")
-    worker = Worker(name="qc", contexts=("reception",), handlers={"file.uploaded": handle_uploaded})
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Mapping[str, Any]]:
+    """The inbox object store and a small pool for the read models, for the worker's lifetime."""
     pool = await db.connect(settings, max_size=2)
     try:
         async with s3.client(settings) as store:
-            await worker.run(settings, stop, resources={"s3": store, "db": pool})
+            yield {"s3": store, "db": pool}
     finally:
         await pool.close()
+
+
+def build(settings: Settings, *, name: str = NAME, resources: Resources = open_resources) -> Worker:
+    """The QC worker's faststream app; tests pass fake ``resources``."""
+    worker = Worker(name, settings, resources=resources, description="Checks every uploaded file before it is archived")
+    worker.handle(on_uploaded, produces=(FileQcPassed, FileQcFailed))
+    return worker
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    telemetry.setup(settings, NAME)
+    await build(settings).run(stop)
+
+
+async def _dataset_state(pool: asyncpg.Pool, settings: Settings, dataset_id: str, record: Any) -> str | None:
+    """The dataset's state; an unknown dataset only once the projection has passed this very upload."""
+    state = await datasets.dataset_state(pool, dataset_id)
+    if state is None:
+        await wait_for_position(pool, datasets.DatasetsProjection, record.topic, record.partition, record.offset,
+                                settings.read_your_writes_timeout_s)  # NotYetProjected is a TimeoutError: retried
+        state = await datasets.dataset_state(pool, dataset_id)
+    return state
 
 
 def _passed(upload: FileUploaded, result: QcResult, metrics: dict[str, Any]) -> FileQcPassed:
@@ -88,8 +139,8 @@ def _failed(upload: FileUploaded, reasons: tuple[QcReason, ...]) -> FileQcFailed
                         message=f"{upload.filename} failed QC ({codes})")
 
 
-def _envelope(ctx: WorkerContext, cause: Envelope[Any], data: FileQcPassed | FileQcFailed) -> Envelope[Any]:
-    return new_envelope(data, source=ctx.settings.source, actor=ACTOR, cause=cause)
+def _envelope(settings: Settings, cause: Envelope[Any], data: FileQcPassed | FileQcFailed) -> Envelope[Any]:
+    return new_envelope(data, source=settings.source, actor=ACTOR, cause=cause)
 
 
 async def _download(store: Any, bucket: str, key: str, target: Path) -> bool:
@@ -127,16 +178,6 @@ async def _store_index(store: Any, upload: FileUploaded, index: Path) -> str:
             raise
     await store.put_object(Bucket=upload.bucket, Key=key, Body=index.read_bytes())
     return key
-
-
-async def _already_decided(pool: asyncpg.Pool | None, file_id: UUID) -> bool:
-    if pool is None:
-        return False
-    try:
-        state = await pool.fetchval("SELECT state FROM proj_files.files WHERE file_id = $1", file_id)
-    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError, asyncpg.UndefinedColumnError):
-        return False  # the files projection does not exist (yet)
-    return state in DECIDED_STATES
 
 
 def _scratch_dir(settings: Settings) -> Path | None:

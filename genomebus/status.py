@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import Counter
 from typing import Any
 
 from genomebus.infra import health, kafka
@@ -55,12 +57,40 @@ async def _log_figures(settings: Settings, with_db: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "topics": dict(sorted(topics.items())),
         "dead_letters": topics.get(settings.topic(DEAD_LETTER), 0),
+        "dead_letters_by_reason": await dead_letters_by_reason(
+            settings, {tp: end for tp, end in ends.items() if tp.topic == settings.topic(DEAD_LETTER)}),
         "consumer_groups": await kafka.consumer_groups(settings),
         "projections": {},
     }
     if with_db:
         figures["projections"] = await _projection_positions(settings, ends)
     return figures
+
+
+RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+async def dead_letters_by_reason(settings: Settings, until: dict[Any, int]) -> dict[str, int]:
+    """Dead letters counted per reason code; ``retries_exhausted`` (a fault that may have healed) comes first."""
+    counts: Counter[str] = Counter()
+    async for record in kafka.read_log(settings, [settings.topic(DEAD_LETTER)], until=until):
+        counts[_reason(record)] += 1
+    return order_reasons(counts)
+
+
+def order_reasons(counts: Counter[str]) -> dict[str, int]:
+    ordered = sorted(counts.items(), key=lambda item: (item[0] != RETRIES_EXHAUSTED, -item[1], item[0]))
+    return dict(ordered)
+
+
+def _reason(record: Any) -> str:
+    header = dict(record.headers or ()).get("dead_letter_reason")
+    if header:
+        return header.decode(errors="replace")
+    try:
+        return str(json.loads(record.value)["reason"])
+    except (ValueError, KeyError, TypeError):
+        return "unreadable"
 
 
 async def _projection_positions(settings: Settings, ends: dict[Any, int]) -> dict[str, Any]:

@@ -93,6 +93,17 @@ class Published:
     event_id: str
 
 
+def event_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
+    """The Kafka headers of every event (also set by the workers' faststream publishers)."""
+    return [
+        ("content-type", b"application/cloudevents+json"),
+        ("ce_id", str(envelope.id).encode()),
+        ("ce_type", envelope.type.encode()),
+        ("correlation_id", str(envelope.correlation_id).encode()),
+        *telemetry.inject_headers(),
+    ]
+
+
 class Publisher:
     """The single way events reach the bus: validated, keyed by subject, traced."""
 
@@ -115,14 +126,8 @@ class Publisher:
         value = encode(envelope)
         decode(value)  # what a consumer will accept, checked before it leaves
         topic = self.settings.topic(topic_for(envelope.data).context)
-        headers = [
-            ("content-type", b"application/cloudevents+json"),
-            ("ce_id", str(envelope.id).encode()),
-            ("ce_type", envelope.type.encode()),
-            ("correlation_id", str(envelope.correlation_id).encode()),
-            *telemetry.inject_headers(),
-        ]
-        return await self._producer.send(topic, value=value, key=envelope.subject.encode(), headers=headers)
+        return await self._producer.send(topic, value=value, key=envelope.subject.encode(),
+                                         headers=event_headers(envelope))
 
     async def publish(self, envelope: Envelope[Any]) -> Published:
         with telemetry.tracer().start_as_current_span(f"publish {envelope.type}", kind=telemetry.PRODUCER) as span:

@@ -6,6 +6,11 @@ records is applied and the positions advanced in the same transaction, so a
 redelivery or a crash mid-batch changes nothing. Replay builds the same
 tables in a fresh schema from offset 0; ``--verify`` compares a digest per
 table with the live schema at the very positions the live schema had reached.
+
+The projector does not run on faststream like the other workers (``infra.worker``): it must
+seek each assigned partition to the position stored in PostgreSQL, not the consumer group's
+commit, and apply a whole batch of records in one transaction with those positions, whereas a
+faststream subscriber hands over one message at a time and commits through the group.
 """
 
 from __future__ import annotations

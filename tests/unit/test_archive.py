@@ -30,19 +30,18 @@ from genomebus.consumers.archive import (
 )
 from genomebus.infra.keys import ArchiveKeyError, ensure_archive_keys, load_archive_keys
 from genomebus.infra.settings import Settings
-from genomebus.infra.worker import Outcome, Worker, WorkerContext
 from genomebus.schemas.base import PID_PATTERN
 from genomebus.schemas.envelope import encode, new_envelope
 from genomebus.schemas.reception import FileQcPassed
+from tests.data import DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SHA = hashlib.sha256(b"some genome").hexdigest()
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _shared_data() -> None:
-    # CI has ../shared beside the checkout; without it these tests must fail loudly, not skip.
-    assert DATA.exists(), f"shared test data not found at {DATA} (../shared beside the checkout)"
+def _data_present() -> None:
+    # data/ is part of the repository; without it these tests must fail loudly, not skip.
+    assert DATA.exists(), f"test data not found at {DATA} (data/ in the repository)"
 
 
 def a_key_pair() -> tuple[bytes, bytes]:
@@ -212,34 +211,3 @@ def test_a_node_without_keys_says_how_to_get_them(tmp_path: Path) -> None:
 def test_production_refuses_to_run_without_archive_key_paths() -> None:
     with pytest.raises(ValueError, match="archive_secret_key_path, archive_public_key_path"):
         Settings(profile="production")
-
-
-# -- the runner: side effects after publishing ---------------------------------------------------------------
-
-
-class RecordingPublisher:
-    def __init__(self, journal: list[str]) -> None:
-        self.journal = journal
-
-    async def publish(self, envelope: Any) -> None:
-        self.journal.append(f"publish {envelope.type}")
-
-
-async def test_after_publish_runs_only_once_the_events_are_published() -> None:
-    journal: list[str] = []
-    qc = new_envelope(FileQcPassed(file_id=uuid.uuid4(), dataset_id="GDI-FI-DATASET-001", format="VCF", metrics={}),
-                      source="urn:genomebus:node:FI", actor="qc")
-
-    async def handler(event: Any, ctx: WorkerContext) -> Outcome:
-        async def remove_inbox_copy() -> None:
-            journal.append("remove inbox copy")
-
-        return Outcome([event], after_publish=remove_inbox_copy)
-
-    worker = Worker(name="t", contexts=("reception",), handlers={"file.qc_passed": handler})
-    ctx = WorkerContext(Settings(), RecordingPublisher(journal))  # type: ignore[arg-type]
-    record = SimpleNamespace(value=encode(qc), headers=[])
-    await worker.handle_record(record, ctx, asyncio.Event())  # type: ignore[arg-type]
-
-    assert journal == ["publish file.qc_passed", "remove inbox copy"]
-    assert worker.processed == 1

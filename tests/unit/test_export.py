@@ -1,4 +1,4 @@
-"""The exported contract: a JSON Schema per event, the dead-letter body, and AsyncAPI for the bus.
+"""The exported contract: a JSON Schema per event and the dead-letter body (AsyncAPI: test_contract.py).
 
 ``jsonschema`` is not a dependency, so the schemas are checked structurally
 against real encoded messages rather than run through a validator.
@@ -19,9 +19,9 @@ from genomebus.cli import app
 from genomebus.infra.kafka import dead_letter
 from genomebus.infra.settings import Settings
 from genomebus.schemas.envelope import encode, new_envelope
-from genomebus.schemas.export import export
+from genomebus.contract import export
 from genomebus.schemas.reception import DatasetRegistered
-from genomebus.schemas.topics import CATALOGUE, DEAD_LETTER, event_types
+from genomebus.schemas.topics import event_types
 
 EVENT_TYPES = sorted(event_types())
 
@@ -143,80 +143,6 @@ def test_the_dead_letter_schema_describes_what_the_dead_letter_writer_writes(exp
     assert body["error"] == "ValueError: bad bytes"
 
 
-# -- AsyncAPI --------------------------------------------------------------------------------------
-
-
-def test_asyncapi_has_a_channel_per_catalogued_topic(exported: Path, settings: Settings) -> None:
-    doc = load(exported / "asyncapi.json")
-
-    assert doc["asyncapi"] == "3.0.0"
-    assert doc["info"]["title"] == "genomebus event bus"
-    assert set(doc["channels"]) == set(CATALOGUE)
-    for context, topic in CATALOGUE.items():
-        channel = doc["channels"][context]
-        assert channel["address"] == settings.topic(context) == f"test.{context}"
-        assert channel["description"] == topic.description
-
-
-def test_asyncapi_has_a_message_per_event_on_its_topics_channel(exported: Path) -> None:
-    doc = load(exported / "asyncapi.json")
-
-    for event_type, cls in event_types().items():
-        channel = doc["channels"][cls.context]
-        message = resolve(doc, channel["messages"][event_type]["$ref"])
-        assert message["name"] == event_type
-        assert message["headers"]["properties"]["ce_type"]["const"] == event_type
-        assert {"content-type", "ce_id", "ce_type", "correlation_id", "traceparent", "tracestate"} <= set(
-            message["headers"]["properties"])
-        assert message["bindings"]["kafka"]["key"]["type"] == "string"
-        assert resolve(doc, message["payload"]["$ref"])["title"] == event_type
-    messages = {name for ch in doc["channels"].values() for name in ch["messages"]}
-    assert messages == set(event_types()) | {DEAD_LETTER}
-
-
-def test_asyncapi_topics_without_events_have_channels_without_messages(exported: Path) -> None:
-    doc = load(exported / "asyncapi.json")
-
-    for context, topic in CATALOGUE.items():
-        if not topic.events and context != DEAD_LETTER:
-            assert doc["channels"][context]["messages"] == {}
-
-
-def test_asyncapi_operations_send_and_receive_the_messages_of_their_channel(exported: Path) -> None:
-    doc = load(exported / "asyncapi.json")
-
-    assert doc["operations"], "no operations"
-    for operation in doc["operations"].values():
-        assert operation["action"] in {"send", "receive"}
-        channel_ref = operation["channel"]["$ref"]
-        for message in operation["messages"]:
-            assert message["$ref"].startswith(channel_ref + "/messages/")
-    actions = {(op["channel"]["$ref"], op["action"]) for op in doc["operations"].values()}
-    for cls in event_types().values():
-        assert {(f"#/channels/{cls.context}", "send"), (f"#/channels/{cls.context}", "receive")} <= actions
-
-
-def test_asyncapi_references_all_resolve(exported: Path) -> None:
-    doc = load(exported / "asyncapi.json")
-
-    refs = refs_in(doc)
-
-    assert refs
-    for ref in refs:
-        resolve(doc, ref)
-
-
-def test_asyncapi_payload_describes_a_real_encoded_envelope(exported: Path) -> None:
-    doc = load(exported / "asyncapi.json")
-    envelope = json.loads(a_registered_envelope())
-    message = resolve(doc, doc["channels"]["reception"]["messages"]["dataset.registered"]["$ref"])
-
-    payload = resolve(doc, message["payload"]["$ref"])
-
-    assert_matches(payload, envelope, doc)
-    assert_matches(payload["properties"]["data"], envelope["data"], doc)
-
-
 # -- determinism and the CLI -----------------------------------------------------------------------
 
 
@@ -237,4 +163,4 @@ def test_genomebus_schemas_export_writes_the_contract(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.iterdir()) == sorted(
         [f"{t}.schema.json" for t in EVENT_TYPES] + ["asyncapi.json", "deadletter.schema.json"]
     )
-    assert load(target / "asyncapi.json")["channels"]["reception"]["address"] == "genomebus.reception"
+    assert load(target / "asyncapi.json")["channels"]["qc:genomebus.reception"]["address"] == "genomebus.reception"

@@ -1,8 +1,9 @@
-"""The QC handler around ``check_file``: object store in, verdict events out, deterministic ids."""
+"""The QC worker around ``check_file``, run by ``TestKafkaBroker``: upload in, verdict events out."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,16 @@ import asyncpg
 import pytest
 from botocore.exceptions import ClientError
 
-from genomebus.consumers.qc import handle_uploaded
+from genomebus.consumers import qc
+from genomebus.consumers.qc import dataset_refusal
+from genomebus.infra.readmodels import datasets, files
 from genomebus.infra.settings import Settings
-from genomebus.infra.worker import Transient, WorkerContext
-from genomebus.schemas.envelope import Envelope, new_envelope
+from genomebus.infra.worker import Transient
+from genomebus.schemas.envelope import Envelope, decode, encode, new_envelope
+from tests.unit.test_worker import resources, running
 from genomebus.schemas.reception import FileUploaded
+from tests.data import DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VCF = DATA / "variants" / "sample1-bcbio-cancer.vcf.gz"
 INBOX = "genomebus-inbox"
 DATASET = "GDI-FI-DATASET-001"
@@ -66,30 +70,40 @@ class FakeS3:
         return {}
 
 
-class FilesPool:
-    """The one query the handler asks the files projection, answered from a dict or by an error."""
+class ReadModels:
+    """A pool answering the read-model queries the way PostgreSQL would: only the live schemas exist."""
 
-    def __init__(self, states: dict[uuid.UUID, str] | None = None, error: Exception | None = None) -> None:
-        self.states, self.error = states or {}, error
+    def __init__(self, dataset_state: str | None = "registered", file_states: dict[uuid.UUID, str] | None = None,
+                 ) -> None:
+        self.dataset_state, self.file_states, self.queries = dataset_state, file_states or {}, []
 
-    async def fetchval(self, query: str, file_id: uuid.UUID) -> str | None:
-        assert "proj_files.files" in query
-        if self.error is not None:
-            raise self.error
-        return self.states.get(file_id)
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        self.queries.append(query)
+        if f'"{files.SCHEMA}".files' in query:
+            return self.file_states.get(args[0])
+        if f'"{datasets.SCHEMA}".datasets' in query:
+            return self.dataset_state
+        if f'"{datasets.SCHEMA}".positions' in query:
+            return 10**9  # the datasets projection is far past every upload
+        raise asyncpg.UndefinedTableError(f"relation in {query!r} does not exist")
 
+    def acquire(self) -> Any:
+        pool = self
 
-class NoPublisher:
-    """The handler returns events; publishing them is the runner's job."""
+        class Held:
+            async def __aenter__(self) -> ReadModels:
+                return pool
 
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the handler must not use the publisher ({name})")
+            async def __aexit__(self, *exc: object) -> None:
+                return None
+
+        return Held()
 
 
 @pytest.fixture
 def s3() -> FakeS3:
     if not VCF.exists():
-        pytest.fail(f"the shared test data is missing: expected {VCF} (../shared/data beside the checkout)")
+        pytest.fail(f"the test data is missing: expected {VCF} (data/ in the repository)")
     return FakeS3()
 
 
@@ -98,8 +112,30 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(profile="local", data_dir=tmp_path / "node", node_id="FI")
 
 
-def context(settings: Settings, s3: FakeS3, **resources: Any) -> WorkerContext:
-    return WorkerContext(settings, NoPublisher(), {"s3": s3, **resources})  # type: ignore[arg-type]
+def _event(body: Any) -> Envelope[Any]:
+    if isinstance(body, Envelope):
+        return body
+    return decode(json.dumps(body).encode() if isinstance(body, dict) else body)
+
+
+async def handle_uploaded(event: Envelope[FileUploaded], settings: Settings, s3: FakeS3,
+                          pool: ReadModels | None = None) -> list[Envelope[Any]]:
+    """Publish ``event`` to the QC worker; return what it published (its dead letters raise)."""
+    worker = qc.build(settings, resources=resources(s3=s3, db=pool or ReadModels()))
+    sent: list[Envelope[Any]] = []
+
+    @worker.broker.subscriber(settings.topic("reception"), group_id="spy")
+    async def spy(body: Any) -> None:
+        sent.append(_event(body))
+
+    async with running(worker) as broker:
+        await broker.publish(encode(event), settings.topic("reception"), key=event.subject.encode())
+    published = [e for e in sent if e.type in worker.produces]
+    for letter in worker.letters:  # type: ignore[attr-defined]
+        if letter["reason"] == "retries_exhausted":
+            raise Transient(letter["error"])
+        raise AssertionError(letter)
+    return published
 
 
 def uploaded(s3: FakeS3, content: bytes, *, sha256: str | None = None, md5: str | None = None,
@@ -120,7 +156,7 @@ def uploaded(s3: FakeS3, content: bytes, *, sha256: str | None = None, md5: str 
 async def test_a_valid_vcf_passes_and_its_index_lands_beside_it(settings: Settings, s3: FakeS3) -> None:
     event = uploaded(s3, VCF.read_bytes())
 
-    [verdict] = await handle_uploaded(event, context(settings, s3))
+    [verdict] = await handle_uploaded(event, settings, s3)
 
     assert verdict.type == "file.qc_passed"
     assert verdict.causation_id == event.id and verdict.correlation_id == event.correlation_id
@@ -148,7 +184,7 @@ async def test_the_object_is_streamed_in_chunks(settings: Settings, s3: FakeS3,
 
     monkeypatch.setattr(s3, "get_object", spying_get_object)
 
-    [verdict] = await handle_uploaded(event, context(settings, s3))
+    [verdict] = await handle_uploaded(event, settings, s3)
 
     assert verdict.type == "file.qc_passed"
     assert bodies[0].reads == len(content) // 1000 + 2  # every chunk, then the empty read at the end
@@ -166,14 +202,14 @@ async def test_a_connection_that_ends_early_is_retried_not_judged(settings: Sett
     monkeypatch.setattr(s3, "get_object", short_get_object)
 
     with pytest.raises(Transient, match="ended after 1000 of"):
-        await handle_uploaded(event, context(settings, s3))
+        await handle_uploaded(event, settings, s3)
     assert list((settings.data_dir / "tmp" / "qc").iterdir()) == []
 
 
 async def test_wrong_checksums_fail_with_checksum_mismatch(settings: Settings, s3: FakeS3) -> None:
     event = uploaded(s3, VCF.read_bytes(), sha256="0" * 64)
 
-    [verdict] = await handle_uploaded(event, context(settings, s3))
+    [verdict] = await handle_uploaded(event, settings, s3)
 
     assert verdict.type == "file.qc_failed"
     assert verdict.causation_id == event.id
@@ -185,10 +221,9 @@ async def test_wrong_checksums_fail_with_checksum_mismatch(settings: Settings, s
 
 async def test_a_redelivered_upload_gives_the_same_event(settings: Settings, s3: FakeS3) -> None:
     event = uploaded(s3, VCF.read_bytes())
-    ctx = context(settings, s3)
 
-    [first] = await handle_uploaded(event, ctx)
-    [second] = await handle_uploaded(event, ctx)
+    [first] = await handle_uploaded(event, settings, s3)
+    [second] = await handle_uploaded(event, settings, s3)
 
     assert first.id == second.id
     assert first.data == second.data
@@ -198,7 +233,7 @@ async def test_a_redelivered_upload_gives_the_same_event(settings: Settings, s3:
 async def test_a_missing_object_fails_as_object_missing(settings: Settings, s3: FakeS3) -> None:
     event = uploaded(s3, VCF.read_bytes(), stored=False)
 
-    [verdict] = await handle_uploaded(event, context(settings, s3))
+    [verdict] = await handle_uploaded(event, settings, s3)
 
     assert verdict.type == "file.qc_failed"
     assert [r.code for r in verdict.data.reasons] == ["object_missing"]
@@ -207,16 +242,28 @@ async def test_a_missing_object_fails_as_object_missing(settings: Settings, s3: 
 
 async def test_a_missing_object_of_an_archived_file_publishes_nothing(settings: Settings, s3: FakeS3) -> None:
     event = uploaded(s3, VCF.read_bytes(), stored=False)
-    pool = FilesPool({event.data.file_id: "archived"})
+    pool = ReadModels(file_states={event.data.file_id: "archived"})
 
-    assert await handle_uploaded(event, context(settings, s3, db=pool)) == []
+    assert await handle_uploaded(event, settings, s3, pool) == []
+    # The old guard asked proj_files.files, which no longer exists, swallowed the error and failed the file.
+    assert any(f'"{files.SCHEMA}".files' in q for q in pool.queries)
 
 
-async def test_a_missing_object_without_the_files_projection_is_object_missing(settings: Settings,
-                                                                                s3: FakeS3) -> None:
-    event = uploaded(s3, VCF.read_bytes(), stored=False)
-    pool = FilesPool(error=asyncpg.UndefinedTableError('relation "proj_files.files" does not exist'))
+@pytest.mark.parametrize(("state", "code"), [(None, "unknown_dataset"), ("withdrawn", "dataset_withdrawn"),
+                                             ("released", "dataset_released")])
+async def test_an_upload_to_a_dataset_that_takes_no_files_fails_without_reading_it(
+        settings: Settings, s3: FakeS3, state: str | None, code: str) -> None:
+    event = uploaded(s3, VCF.read_bytes())
 
-    [verdict] = await handle_uploaded(event, context(settings, s3, db=pool))
+    [verdict] = await handle_uploaded(event, settings, s3, ReadModels(dataset_state=state))
 
-    assert [r.code for r in verdict.data.reasons] == ["object_missing"]
+    assert verdict.type == "file.qc_failed"
+    assert [r.code for r in verdict.data.reasons] == [code]
+    assert s3.puts == []
+
+
+def test_only_a_registered_dataset_takes_files() -> None:
+    assert dataset_refusal("GDI-FI-DATASET-1", "registered") is None
+    assert dataset_refusal("GDI-FI-DATASET-1", None).code == "unknown_dataset"  # type: ignore[union-attr]
+    assert dataset_refusal("GDI-FI-DATASET-1", "withdrawn").code == "dataset_withdrawn"  # type: ignore[union-attr]
+    assert dataset_refusal("GDI-FI-DATASET-1", "released").code == "dataset_released"  # type: ignore[union-attr]
