@@ -14,8 +14,8 @@ a stopped one starts it there and stops it afterwards (unless ``--keep``).
 
 Files, each submitted into its own freshly registered dataset:
 
-1. ../shared/data/variants/HG02102.vcf.gz (1000 Genomes chr21, ~3 MB);
-2. ../shared/data/reads/htsnexus_test_NA12878.bam (~2.6 MB);
+1. data/variants/HG02102.vcf.gz (1000 Genomes chr21, ~3 MB);
+2. data/reads/htsnexus_test_NA12878.bam (~2.6 MB);
 3. a synthetic coordinate-sorted BAM of about ``--big-mb`` MB (MB = 10^6 bytes), random
    sequences and qualities so that it does not compress away; generated once with pysam
    and cached in bench/.cache/ by size.
@@ -86,7 +86,7 @@ from genomebus.producers.datasets import describe_dataset, register_dataset  # n
 from genomebus.producers.submit import submit_file  # noqa: E402
 
 CACHE_DIR = BENCH_DIR / ".cache"
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "data"  # the repository's test data (data/README.md)
 VCF = DATA / "variants" / "HG02102.vcf.gz"
 BAM = DATA / "reads" / "htsnexus_test_NA12878.bam"
 WARMUP = DATA / "variants" / "test.vcf.gz"
@@ -664,7 +664,7 @@ def main() -> int:
         parser.error("--big-mb must be at least 1")
     for path in (VCF, BAM, WARMUP):
         if not path.exists():
-            parser.error(f"{path} is missing (the shared test data must sit beside the checkout)")
+            parser.error(f"{path} is missing (the test data belongs in data/ of the repository)")
 
     res = Results()
     res.info.update(big_mb=args.big_mb, python=platform.python_version(), cpus=os.cpu_count(),

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,10 +26,11 @@ from genomebus.infra.settings import Settings
 from genomebus.infra.worker import Transient
 from genomebus.schemas.envelope import Envelope, decode, new_envelope
 from genomebus.schemas.reception import FileQcPassed, FileUploaded
+from tests.data import DATA
 from tests.integration.helpers import dead_letters, new_dataset_id
 
 pytestmark = pytest.mark.integration
-VARIANTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "variants"
+VARIANTS = DATA / "variants"
 
 
 @dataclass
@@ -56,9 +56,7 @@ async def node(stack: Settings) -> AsyncIterator[Node]:
 
 
 def a_vcf() -> tuple[bytes, bytes]:
-    if (VARIANTS / "NA18537.vcf.gz").exists():
-        return (VARIANTS / "NA18537.vcf.gz").read_bytes(), (VARIANTS / "NA18537.vcf.gz.tbi").read_bytes()
-    return b"##fileformat=VCFv4.3\n" + uuid.uuid4().bytes, b"TBI\x01" + uuid.uuid4().bytes
+    return (VARIANTS / "NA18537.vcf.gz").read_bytes(), (VARIANTS / "NA18537.vcf.gz.tbi").read_bytes()
 
 
 async def put_in_inbox(node: Node, dataset_id: str, data: bytes, *, index: bytes | None = None,

@@ -17,11 +17,11 @@ from genomebus.infra import s3
 from genomebus.infra.stack import pid_alive, read_state
 from genomebus.producers.datasets import describe_dataset, register_dataset
 from genomebus.producers.submit import submit_file
+from tests.data import DATA
 from tests.integration.helpers import cli, new_dataset_id
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 BAM = DATA / "reads" / "htsnexus_test_NA12878.bam"
 VCF = DATA / "variants" / "NA18537.vcf.gz"
 

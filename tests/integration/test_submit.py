@@ -19,11 +19,11 @@ from genomebus.infra import s3 as object_store
 from genomebus.infra.settings import Settings
 from genomebus.producers.submit import PART_SIZE, UploadFailed, file_id_for, submit_file
 from genomebus.schemas.envelope import Envelope, decode
+from tests.data import DATA
 from tests.integration.helpers import cli, new_dataset_id
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 VCF = DATA / "variants" / "NA18537.vcf.gz"
 EXAMPLE = Path(__file__).resolve().parents[2] / "producers" / "examples" / "GDI-FI-DATASET-001.json"
 

@@ -10,8 +10,8 @@ import pysam
 import pytest
 
 from genomebus.consumers.qc_checks import BGZF_EOF, MAX_REASONS_PER_CODE, QcResult, check_file, file_digests
+from tests.data import DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BAM = "reads/htsnexus_test_NA12878.bam"
 CRAM = "reads/htsnexus_test_NA12878.cram"
 HG02102 = "variants/HG02102.vcf.gz"
@@ -22,7 +22,7 @@ SPEC_BCF = "variants/spec-v4.3.bcf"
 @pytest.fixture(scope="module")
 def data() -> Path:
     if not (DATA / BAM).exists():
-        pytest.fail(f"the shared test data is missing: expected {DATA} (../shared/data beside the checkout)")
+        pytest.fail(f"the test data is missing: expected {DATA / BAM} (data/ in the repository)")
     return DATA
 
 
@@ -47,7 +47,7 @@ def codes(result: QcResult) -> list[str]:
 
 
 def vcf_lines(data: Path, name: str = SPEC_VCF) -> tuple[list[str], list[str]]:
-    """(header lines, record lines) of a bgzipped VCF from the shared data."""
+    """(header lines, record lines) of a bgzipped VCF from the test data."""
     with gzip.open(data / name, "rt") as fh:
         lines = fh.read().splitlines(keepends=True)
     return [line for line in lines if line.startswith("#")], [line for line in lines if not line.startswith("#")]
