@@ -12,6 +12,7 @@ serves the aggregate, so once the outcome is visible the aggregate is too
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,24 +63,33 @@ class GatewayUnavailable(ConnectionError):
 
 
 async def send_command(settings: Settings, command: EventModel, *, actor: str, timeout: float | None = None,
-                       publisher: Publisher | None = None) -> CommandOutcome:
-    """Publish ``command`` and wait for its outcome (``NoOutcomeYet`` after ``timeout`` seconds)."""
+                       publisher: Publisher | None = None, http: httpx.AsyncClient | None = None) -> CommandOutcome:
+    """Publish ``command`` and wait for its outcome (``NoOutcomeYet`` after ``timeout`` seconds).
+
+    ``http`` is a client of the node's gateway (default: one opened on ``settings.gateway_url``).
+    """
     envelope = new_envelope(command, source=settings.source, actor=actor)
     if publisher is not None:
         published = await publisher.publish(envelope)
     else:
         async with Publisher(settings) as own:
             published = await own.publish(envelope)
-    outcome = await wait_for_outcome(settings, envelope.id, timeout=timeout)
+    outcome = await wait_for_outcome(settings, envelope.id, timeout=timeout, http=http)
     return CommandOutcome(**{**outcome.__dict__, "published": published})
 
 
-async def wait_for_outcome(settings: Settings, command_id: UUID, *, timeout: float | None = None) -> CommandOutcome:
+def gateway_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=settings.gateway_url, timeout=10.0)
+
+
+async def wait_for_outcome(settings: Settings, command_id: UUID, *, timeout: float | None = None,
+                           http: httpx.AsyncClient | None = None) -> CommandOutcome:
     """Poll the gateway's ``GET /commands/{id}`` until the command is decided."""
     limit = timeout if timeout is not None else settings.command_timeout_s
     deadline = time.monotonic() + limit
     delay = 0.02
-    async with httpx.AsyncClient(base_url=settings.gateway_url, timeout=10.0) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        client = http if http is not None else await stack.enter_async_context(gateway_client(settings))
         while True:
             body = await _command_status(client, command_id)
             if body is not None and body["status"] != "pending":

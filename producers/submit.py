@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 from genomebus.infra import s3 as object_store
 from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
-from genomebus.producers.commands import CommandOutcome, GatewayUnavailable, send_command
+from genomebus.producers.commands import CommandOutcome, GatewayUnavailable, gateway_client, send_command
 from genomebus.schemas.base import PID_PATTERN
 from genomebus.schemas.reception import FileFormat, FileSubmitRequested
 
@@ -192,16 +192,20 @@ def check_submission(dataset_id: str, path: Path | str, *, declared_format: str 
 
 async def submit_file(settings: Settings, dataset_id: str, path: Path | str, *, declared_format: str | None = None,
                       alias: str | None = None, actor: str, publisher: Publisher | None = None,
-                      progress: Progress | None = None, s3: Any | None = None) -> SubmittedFile:
+                      progress: Progress | None = None, s3: Any | None = None,
+                      http: httpx.AsyncClient | None = None) -> SubmittedFile:
     """Upload one file to the inbox and publish ``file.uploaded``; see the module docstring for the guarantees.
 
     ``publisher`` and ``s3`` (an open ``infra.s3.client``) may be shared across
     files; when absent they are opened here, the publisher first, so that an
-    unreachable broker fails before the upload rather than after it.
+    unreachable broker fails before the upload rather than after it. ``http`` is a client of
+    the node's gateway (default: one on ``settings.gateway_url``).
     """
     submission = check_submission(dataset_id, path, declared_format=declared_format, alias=alias)
-    await check_dataset_open(settings, dataset_id)
     async with contextlib.AsyncExitStack() as resources:
+        if http is None:
+            http = await resources.enter_async_context(gateway_client(settings))
+        await check_dataset_open(settings, dataset_id, http=http)
         if publisher is None:
             publisher = await resources.enter_async_context(Publisher(settings))
         if s3 is None:
@@ -210,7 +214,7 @@ async def submit_file(settings: Settings, dataset_id: str, path: Path | str, *, 
         sha256 = await asyncio.to_thread(_sha256_of, submission.path, submission.size)
         file_id = file_id_for(dataset_id, sha256)
         bucket, key = settings.s3_inbox_bucket, object_key(dataset_id, file_id, submission.filename)
-        archived_as = await archived_accession(settings, file_id)
+        archived_as = await archived_accession(settings, file_id, http=http)
         if archived_as is None:
             md5, parts = await _upload(s3, bucket, key, submission, sha256, progress)
         else:
@@ -222,16 +226,16 @@ async def submit_file(settings: Settings, dataset_id: str, path: Path | str, *, 
             return SubmittedFile(command, None, 0, time.monotonic() - started, archived_as)
         seconds = time.monotonic() - started
         try:
-            outcome = await send_command(settings, command, actor=actor, publisher=publisher)
+            outcome = await send_command(settings, command, actor=actor, publisher=publisher, http=http)
         except Exception as exc:
             raise AnnounceFailed(f"s3://{bucket}/{key} is uploaded, but its submission was not confirmed ({exc}); "
                                  f"submitting the same file again is safe") from exc
     return SubmittedFile(command, outcome, parts, seconds)
 
 
-async def check_dataset_open(settings: Settings, dataset_id: str) -> None:
+async def check_dataset_open(settings: Settings, dataset_id: str, *, http: httpx.AsyncClient | None = None) -> None:
     """Ask the gateway whether ``dataset_id`` takes files; ``DatasetClosed`` saying why not."""
-    response = await _gateway_get(settings, f"/datasets/{dataset_id}")
+    response = await _gateway_get(settings, f"/datasets/{dataset_id}", http)
     if response.status_code == 404:
         raise DatasetClosed("unknown_dataset", f"{dataset_id} is not registered on this node; register it first "
                                                "(`genomebus dataset register`)")
@@ -243,17 +247,20 @@ async def check_dataset_open(settings: Settings, dataset_id: str) -> None:
         raise DatasetClosed(f"dataset_{state}", f"{dataset_id} is {state}: it takes no more files")
 
 
-async def archived_accession(settings: Settings, file_id: UUID) -> str | None:
+async def archived_accession(settings: Settings, file_id: UUID, *,
+                             http: httpx.AsyncClient | None = None) -> str | None:
     """The accession if these very bytes are already archived in this dataset (the file id says both)."""
-    response = await _gateway_get(settings, f"/files/{file_id}")
+    response = await _gateway_get(settings, f"/files/{file_id}", http)
     if response.status_code == 200 and response.json().get("state") == "archived":
         return response.json().get("accession")
     return None
 
 
-async def _gateway_get(settings: Settings, path: str) -> httpx.Response:
+async def _gateway_get(settings: Settings, path: str, http: httpx.AsyncClient | None) -> httpx.Response:
     try:
-        async with httpx.AsyncClient(base_url=settings.gateway_url, timeout=10.0) as client:
+        if http is not None:
+            return await http.get(path)
+        async with gateway_client(settings) as client:
             return await client.get(path)
     except httpx.TransportError as exc:
         raise GatewayUnavailable(f"the gateway at {settings.gateway_url} does not answer "

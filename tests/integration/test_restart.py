@@ -65,7 +65,7 @@ def test_down_and_up_keep_events_and_tables(second_node):
     start_detached(second_node)
     assert get_dataset(second_node, "GDI-SE-DATASET-002").json()["title"] == "Swedish cohort"
     history = cli(second_node, "audit", "history", "GDI-SE-DATASET-002", "--json")
-    assert [e["type"] for e in json.loads(history.stdout)] == ["dataset.registered"]
+    assert [e["type"] for e in json.loads(history.stdout)] == ["dataset.register_requested", "dataset.registered"]
     register(second_node, "GDI-SE-DATASET-003")  # the restarted node takes new work
 
 
@@ -81,4 +81,4 @@ def test_a_killed_server_is_restarted_and_nothing_is_lost(second_node, server):
     register(second_node, dataset_id)
     assert get_dataset(second_node, dataset_id).status_code == 200
     history = cli(second_node, "audit", "history", "GDI-SE-DATASET-001", "--json")
-    assert len(json.loads(history.stdout)) == 1
+    assert [e["type"] for e in json.loads(history.stdout)] == ["dataset.register_requested", "dataset.registered"]

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
@@ -26,6 +27,7 @@ from genomebus.producers.submit import (
     MAX_PARTS,
     PART_SIZE,
     AnnounceFailed,
+    DatasetClosed,
     InvalidSubmission,
     UploadFailed,
     check_submission,
@@ -125,9 +127,34 @@ def a_file(directory: Path, name: str, size: int) -> Path:
     return path
 
 
-async def submit(settings: Settings, path: Path, s3: FakeS3, publisher: FakePublisher, **options: Any) -> Any:
+def fake_gateway(dataset_state: str = "registered", *, archived: str | None = None) -> httpx.AsyncClient:
+    """The gateway's answers: the dataset's state, no file (or one archived), every command accepted."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith("/datasets/"):
+            if dataset_state == "unknown":
+                return httpx.Response(404, json={"status": 404})
+            if dataset_state == "withdrawn":
+                return httpx.Response(410, json={"status": 410})
+            return httpx.Response(200, json={"id": DATASET, "state": dataset_state})
+        if path.startswith("/files/"):
+            if archived:
+                return httpx.Response(200, json={"state": "archived", "accession": archived})
+            return httpx.Response(404, json={"status": 404})
+        if path.startswith("/commands/"):
+            return httpx.Response(200, json={"id": path.rsplit("/", 1)[1], "type": "file.submit_requested",
+                                              "status": "accepted", "outcome_type": "file.uploaded",
+                                              "reasons": [], "state": None})
+        return httpx.Response(404)
+
+    return httpx.AsyncClient(base_url="http://gateway.test", transport=httpx.MockTransport(answer))
+
+
+async def submit(settings: Settings, path: Path, s3: FakeS3, publisher: FakePublisher, *,
+                 gateway: httpx.AsyncClient | None = None, **options: Any) -> Any:
     return await submit_file(settings, DATASET, path, actor="pipeline-1", publisher=publisher,  # type: ignore[arg-type]
-                             s3=s3, **options)
+                             s3=s3, http=gateway or fake_gateway(), **options)
 
 
 # -- formats, ids, checks -----------------------------------------------------------------------
@@ -246,11 +273,12 @@ async def test_a_small_file_is_one_put_then_one_event(settings, tmp_path):
     assert s3.objects["inbox", key] == content
     assert seen[0] == (0, len(content)) and seen[-1] == (len(content), len(content))
     [envelope] = publisher.published
-    assert envelope.type == "file.uploaded"
-    assert envelope.subject == str(file_id)
+    assert envelope.type == "file.submit_requested"  # a command: the reception decider publishes file.uploaded
+    assert envelope.subject == DATASET  # keyed by the dataset, so its commands are decided in order
     assert envelope.actor == "pipeline-1"
     event = envelope.data
-    assert event == submitted.event
+    assert event == submitted.command
+    assert submitted.outcome.accepted and submitted.outcome.outcome_type == "file.uploaded"
     assert (event.file_id, event.bucket, event.object_key, event.size) == (file_id, "inbox", key, len(content))
     assert event.sha256 == sha256
     assert event.md5 == hashlib.md5(content).hexdigest()  # noqa: S324
@@ -269,10 +297,10 @@ async def test_a_file_larger_than_a_part_goes_multipart(settings, tmp_path):
     assert s3.calls.count("upload_part") == submitted.parts == 3
     assert s3.calls.count("complete_multipart_upload") == 1
     assert "put_object" not in s3.calls and "abort_multipart_upload" not in s3.calls
-    assert s3.objects["inbox", submitted.event.object_key] == content
+    assert s3.objects["inbox", submitted.command.object_key] == content
     assert seen == [0, PART_SIZE, 2 * PART_SIZE, len(content)]
-    assert submitted.event.sha256 == hashlib.sha256(content).hexdigest()
-    assert submitted.event.md5 == hashlib.md5(content).hexdigest()  # noqa: S324
+    assert submitted.command.sha256 == hashlib.sha256(content).hexdigest()
+    assert submitted.command.md5 == hashlib.md5(content).hexdigest()  # noqa: S324
     assert len(publisher.published) == 1
 
 
@@ -344,7 +372,7 @@ async def test_a_failed_resubmission_keeps_the_copy_already_in_the_inbox(setting
     with pytest.raises(ConnectionResetError):
         await submit(settings, path, s3, publisher)
 
-    assert s3.objects["inbox", first.event.object_key] == path.read_bytes()
+    assert s3.objects["inbox", first.command.object_key] == path.read_bytes()
     assert len(publisher.published) == 1
 
 
@@ -383,7 +411,7 @@ async def test_when_publishing_fails_the_object_stays_for_a_safe_retry(settings,
         await submit(settings, path, s3, FakePublisher(fail=True))
     again = await submit(settings, path, s3, publisher := FakePublisher())
 
-    assert list(s3.objects) == [("inbox", again.event.object_key)]
+    assert list(s3.objects) == [("inbox", again.command.object_key)]
     assert [e.data.file_id for e in publisher.published] == [again.file_id]
 
 
@@ -415,3 +443,22 @@ def test_the_submit_command_refuses_bad_input_with_exit_2(runner, tmp_path, args
     assert result.exit_code == 2, result.output
     assert "error:" in result.stderr
     assert complaint in " ".join(result.stderr.split())
+
+
+async def test_a_dataset_that_takes_no_files_is_refused_before_a_byte_is_read(settings, tmp_path):
+    path = a_file(tmp_path, "NA00001.vcf.gz", 1000)
+    for state, reason in (("unknown", "unknown_dataset"), ("withdrawn", "dataset_withdrawn"),
+                          ("released", "dataset_released")):
+        s3, publisher = FakeS3(), FakePublisher()
+        with pytest.raises(DatasetClosed) as refused:
+            await submit(settings, path, s3, publisher, gateway=fake_gateway(state))
+        assert refused.value.reason == reason
+        assert s3.calls == [] and publisher.published == []
+
+
+async def test_the_same_bytes_already_archived_are_skipped(settings, tmp_path):
+    path = a_file(tmp_path, "NA00001.vcf.gz", 1000)
+    s3, publisher = FakeS3(), FakePublisher()
+    submitted = await submit(settings, path, s3, publisher, gateway=fake_gateway(archived="GDI-FI-FILE-00000007"))
+    assert submitted.skipped and submitted.archived_as == "GDI-FI-FILE-00000007"
+    assert s3.objects == {} and publisher.published == []
