@@ -195,7 +195,9 @@ def _print_status(report: dict[str, Any]) -> None:
             proj.add_row(name, str(p["position"]), str(p["end"]), str(p["lag"]))
         console.print(proj)
     console.print(f"consumer groups: {', '.join(report.get('consumer_groups') or []) or '—'}")
-    console.print(f"dead letters: {report.get('dead_letters', '—')}")
+    by_reason = report.get("dead_letters_by_reason") or {}
+    console.print(f"dead letters: {report.get('dead_letters', '—')}"
+                  + (" (" + ", ".join(f"{reason}: {n}" for reason, n in by_reason.items()) + ")" if by_reason else ""))
     console.print(f"gateway: {report.get('gateway_url')}")
 
 
