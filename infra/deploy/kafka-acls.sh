@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Kafka ACLs of a genomebus node: one principal per process role, each allowed exactly what it does.
+#
+# The model: clients (the CLI/SDK of data stewards and sequencing centres) may write command topics
+# and the S3 inbox only; only deciders and the reception workers write facts. A command is a request
+# ("dataset.release_requested"); a fact ("dataset.released") exists only once a decider or a worker
+# has checked it, so nobody outside the node's own workers can put a fact on the log.
+#
+#   principal                          writes                                  reads (consumer group)
+#   User:genomebus-client              genomebus.reception.commands            -
+#   User:genomebus-gateway             every genomebus.*.commands topic        -
+#   User:genomebus-reception-decider   genomebus.reception, .deadletter        genomebus.reception.commands
+#                                                                              (genomebus-reception-decider),
+#                                                                              genomebus.reception (end offsets)
+#   User:genomebus-qc                  genomebus.reception, .deadletter        genomebus.reception (genomebus-qc)
+#   User:genomebus-archive             genomebus.reception, .deadletter        genomebus.reception (genomebus-archive)
+#   User:genomebus-projector           genomebus.deadletter                    genomebus.reception, .reception.commands
+#                                                                              (genomebus-projection-*, prefixed)
+#   User:genomebus-auditor             -                                       every topic (no group: `genomebus
+#                                                                              audit` assigns partitions), Describe
+#                                                                              on the genomebus-* groups (status)
+#   admin (super.users)                creates topics (`init`), runs this script; gets no ACL here.
+#
+# Everything not granted is denied (the StandardAuthorizer denies by default unless
+# allow.everyone.if.no.acl.found=true, which a genomebus broker must never set). Write implies
+# Describe and Read implies Describe in Kafka; Describe is granted explicitly anyway, for readability.
+#
+# Idempotent producers (GENOMEBUS_KAFKA_ENABLE_IDEMPOTENCE=true): since Apache Kafka 2.8 (KIP-679) a
+# producer with Write on any topic may call InitProducerId, and the cluster-level IdempotentWrite ACL
+# is deprecated, so this script grants no cluster permission at all; our brokers are 3.9. Only a
+# broker older than 2.8 would need `--operation IdempotentWrite --cluster` for every producing
+# principal. genomebus uses no transactions, so no TransactionalId ACL is granted either.
+#
+# Usage:
+#   kafka-acls.sh --bootstrap-server kafka:9093 --command-config admin.properties   # grant
+#   kafka-acls.sh --dry-run                                                          # print the commands
+#
+# --command-config is the admin's client properties (security.protocol=SASL_SSL, sasl.mechanism,
+# sasl.jaas.config, ssl.truststore.*). Granting is idempotent: an ACL that exists is left as is, so the
+# script runs on every `up`. It only adds: revoke with `kafka-acls.sh --remove` (and check with
+# `--list`) when a principal loses a permission.
+#
+# Environment: KAFKA_ACLS (the kafka-acls.sh to run; default: on PATH, else /opt/kafka/bin),
+# GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS (default of --bootstrap-server), GENOMEBUS_TOPIC_PREFIX (default
+# genomebus.), GENOMEBUS_PRINCIPAL_<ROLE> to rename a principal (e.g. mutual TLS:
+# GENOMEBUS_PRINCIPAL_QC='User:CN=genomebus-qc,O=Example'); roles CLIENT GATEWAY RECEPTION_DECIDER QC
+# ARCHIVE PROJECTOR AUDITOR.
+set -euo pipefail
+
+usage() {
+    sed -n '/^# Usage:/,/^# --command-config/p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+dry_run=false
+bootstrap="${GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS:-}"
+command_config=""
+while (($#)); do
+    case "$1" in
+        --dry-run) dry_run=true ;;
+        --bootstrap-server) bootstrap="${2:?--bootstrap-server needs a value}"; shift ;;
+        --bootstrap-server=*) bootstrap="${1#*=}" ;;
+        --command-config) command_config="${2:?--command-config needs a file}"; shift ;;
+        --command-config=*) command_config="${1#*=}" ;;
+        -h | --help) usage ;;
+        *) echo "kafka-acls.sh: unknown argument: $1" >&2; usage ;;
+    esac
+    shift
+done
+
+if $dry_run; then
+    bootstrap="${bootstrap:-kafka:9093}"
+    command_config="${command_config:-admin.properties}"
+else
+    [[ -n "$bootstrap" ]] || { echo "kafka-acls.sh: --bootstrap-server (or GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS) is required" >&2; exit 2; }
+    [[ -n "$command_config" ]] || { echo "kafka-acls.sh: --command-config (the admin's client properties) is required" >&2; exit 2; }
+    [[ -r "$command_config" ]] || { echo "kafka-acls.sh: cannot read $command_config" >&2; exit 2; }
+fi
+
+if [[ -z "${KAFKA_ACLS:-}" ]]; then
+    if command -v kafka-acls.sh >/dev/null 2>&1; then KAFKA_ACLS=kafka-acls.sh; else KAFKA_ACLS=/opt/kafka/bin/kafka-acls.sh; fi
+fi
+if ! $dry_run && ! command -v "$KAFKA_ACLS" >/dev/null 2>&1; then
+    echo "kafka-acls.sh: Apache Kafka's kafka-acls.sh not found; set KAFKA_ACLS" >&2
+    exit 2
+fi
+
+prefix="${GENOMEBUS_TOPIC_PREFIX:-genomebus.}"
+# The topic catalogue (genomebus.schemas.topics.CATALOGUE); tests/unit/test_deploy.py keeps them equal.
+contexts=(reception reception.commands access discovery processing audit deadletter)
+command_topics=()
+for c in "${contexts[@]}"; do
+    [[ "$c" == *.commands ]] && command_topics+=("$prefix$c")
+done
+
+principal() {  # principal ROLE: User:genomebus-<role>, unless GENOMEBUS_PRINCIPAL_<ROLE> renames it
+    local var="GENOMEBUS_PRINCIPAL_$(tr 'a-z-' 'A-Z_' <<<"$1")"
+    printf '%s' "${!var:-User:genomebus-$1}"
+}
+
+run() {
+    local cmd=("$KAFKA_ACLS" --bootstrap-server "$bootstrap" --command-config "$command_config" --add "$@")
+    if $dry_run; then
+        printf '%q ' "${cmd[@]}" | sed 's/ $//'
+        echo
+    else
+        "${cmd[@]}" >/dev/null
+    fi
+}
+
+writes() {  # writes ROLE TOPIC...
+    local who topic
+    who="$(principal "$1")"; shift
+    for topic in "$@"; do
+        run --allow-principal "$who" --operation Write --operation Describe --topic "$topic"
+    done
+}
+
+reads() {  # reads ROLE TOPIC...
+    local who topic
+    who="$(principal "$1")"; shift
+    for topic in "$@"; do
+        run --allow-principal "$who" --operation Read --operation Describe --topic "$topic"
+    done
+}
+
+group() {  # group ROLE NAME literal|prefixed: join the consumer group and commit its offsets
+    run --allow-principal "$(principal "$1")" --operation Read --group "$2" --resource-pattern-type "$3"
+}
+
+# Clients: commands only (their files go to the S3 inbox, their reads to the gateway).
+writes client "${prefix}reception.commands"
+
+# The gateway publishes commands on behalf of API callers; it reads PostgreSQL, not Kafka.
+writes gateway "${command_topics[@]}"
+
+# The reception decider turns commands into facts or rejections.
+reads reception-decider "${prefix}reception.commands" "${prefix}reception"
+group reception-decider genomebus-reception-decider literal
+writes reception-decider "${prefix}reception" "${prefix}deadletter"
+
+# The reception workers: QC and the archive react to facts with facts.
+for role in qc archive; do
+    reads "$role" "${prefix}reception"
+    group "$role" "genomebus-$role" literal
+    writes "$role" "${prefix}reception" "${prefix}deadletter"
+done
+
+# The projector folds facts (and commands, for the datasets read model) into PostgreSQL; one group per
+# read model, so the prefix covers the read models to come.
+reads projector "${prefix}reception" "${prefix}reception.commands"
+group projector genomebus-projection- prefixed
+writes projector "${prefix}deadletter"
+
+# Auditors read the whole log and see the consumer groups' positions; they write nothing.
+for c in "${contexts[@]}"; do
+    reads auditor "$prefix$c"
+done
+run --allow-principal "$(principal auditor)" --operation Describe --group genomebus- --resource-pattern-type prefixed
+
+$dry_run || echo "kafka-acls.sh: ACLs granted on $bootstrap"
