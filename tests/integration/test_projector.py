@@ -146,7 +146,8 @@ async def test_replay_verify_fails_when_live_tables_were_tampered_with(stack, po
     await wait_all_projected(pool, [after])
     async with pool.acquire() as conn:
         positions = await stored_positions(conn, SCHEMA)
-    assert positions[next(tp for tp in positions if tp.partition == after.partition)] > after.offset
+    assert positions[next(tp for tp in positions if (tp.topic, tp.partition) == (after.topic, after.partition))] \
+        > after.offset
 
 
 async def test_unknown_projection_is_refused(stack):

@@ -65,7 +65,7 @@ async def test_good_files_are_checked_archived_and_the_dataset_released(stack, p
     vcf_file = await wait_file(stack, vcf.file_id, {"archived", "qc_failed"})
     if early.returncode != 0:  # the usual case: refused, naming what is missing
         assert early.returncode == 5
-        assert "not archived" in early.stderr
+        assert "file_not_archived" in early.stderr
 
     assert bam_file["state"] == "archived", bam_file
     assert vcf_file["state"] == "archived", vcf_file
