@@ -329,7 +329,8 @@ class ArchiveLedger:
             envelope.id, encode(envelope).decode(),
         )
         stored = await self.archived(a.file_id)
-        assert stored is not None
+        if stored is None:  # the row was just written or was already there: only a broken database gets here
+            raise RuntimeError(f"the archived record of {a.file_id} vanished from the ledger")
         return stored
 
     async def object(self, file_id: UUID, role: str) -> tuple[str, StoredObject] | None:

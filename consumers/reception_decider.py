@@ -195,7 +195,8 @@ class Ledger:
             "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (command_id) DO NOTHING",
             command.id, command.type, command.subject, outcome.type, encode(outcome).decode())
         stored = await self.outcome(command.id)
-        assert stored is not None
+        if stored is None:  # the row was just written or was already there: only a broken database gets here
+            raise RuntimeError(f"the outcome of command {command.id} vanished from the ledger")
         return stored
 
 

@@ -228,7 +228,11 @@ class Worker:
 
     @property
     def outputs(self) -> list[DefaultPublisher]:
-        """The declared output publishers (under ``TestKafkaBroker`` each has a ``mock`` of what it sent)."""
+        """The declared output publishers, one per output event type (what the AsyncAPI document lists).
+
+        Under ``TestKafkaBroker`` a publisher's ``mock`` records what reaches its topic's subscribers,
+        not what this worker sent: tests read the output topic with a subscriber of their own.
+        """
         return list(self._publishers.values())
 
     async def publish(self, envelope: Envelope[Any]) -> None:
