@@ -37,8 +37,10 @@ Decisions:
   and DRS id, because accessions name a file in a dataset. (Whoever deletes archive objects
   must therefore count references by ``archive_key``.) Two worker instances archiving the
   same bytes for two datasets at the same moment may still store two copies; both are valid.
-- **Accession** ``GDI-<node>-FILE-<n>``, ``n`` the first 15 hex digits of
-  ``sha256("<dataset_id>:<sha256>")`` as an integer: a replay gets the same accession.
+- **Accession**: the one the reception decider gave the file in ``file.uploaded``
+  (``GDI-<node>-FILE-<8 digits>``), remembered with the upload. An upload from before the
+  decider assigned them gets the legacy ``GDI-<node>-FILE-<n>``, ``n`` the first 15 hex digits
+  of ``sha256("<dataset_id>:<sha256>")``, so replaying an old log gives the same accession.
   **DRS id** = the accession: already URL-safe (``[A-Z0-9-]``), stable and resolvable.
 - **Outcomes.** Inbox bytes that differ from the upload, an unknown upload, a dataset that
   differs between upload and QC, or an archived object that does not decrypt to the upload's
@@ -78,7 +80,7 @@ from genomebus.schemas.reception import FileArchived, FileQcPassed, FileUploaded
 log = logging.getLogger("genomebus.archive")
 
 NAME = "archive"
-ACTOR = NAME
+ACTOR = f"worker:{NAME}"
 _READ_CHUNK = 1024 * 1024
 _PARTS_IN_FLIGHT = 2  # measured on SeaweedFS: 2 parts at a time +28% upload rate, 4 no better
 _BRIDGE_TIMEOUT_S = 300
@@ -92,7 +94,11 @@ class ArchiveRefused(Exception):
 
 
 def accession_for(node_id: str, dataset_id: str, sha256: str) -> str:
-    """The file's 1+MG accession, a function of dataset and content only."""
+    """The accession of a file uploaded before the reception decider assigned them (a legacy event).
+
+    Every ``file.uploaded`` the decider publishes carries its accession; this hash-derived number
+    is kept so that replaying an old log still gives old files the accession they had.
+    """
     number = int(hashlib.sha256(f"{dataset_id}:{sha256}".encode()).hexdigest()[:15], 16)
     return f"GDI-{node_id}-FILE-{number}"
 
@@ -228,6 +234,7 @@ class Upload:
     size: int
     sha256: str
     md5: str
+    accession: str | None = None
 
     @property
     def facts(self) -> tuple[int, str, str]:
@@ -264,6 +271,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.uploads (
     size bigint NOT NULL, sha256 text NOT NULL, md5 text NOT NULL, event_id uuid NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE {SCHEMA}.uploads ADD COLUMN IF NOT EXISTS accession text;
 CREATE TABLE IF NOT EXISTS {SCHEMA}.objects (
     file_id uuid NOT NULL, role text NOT NULL CHECK (role IN ('data', 'index')),
     state text NOT NULL CHECK (state IN ('pending', 'verified')),
@@ -298,17 +306,18 @@ class ArchiveLedger:
     async def remember_upload(self, upload: FileUploaded, event_id: UUID) -> None:
         """The latest upload of a file wins: a re-upload (same content, same file) may sit elsewhere."""
         await self.pool.execute(
-            f"INSERT INTO {SCHEMA}.uploads (file_id, dataset_id, bucket, object_key, size, sha256, md5, event_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (file_id) DO UPDATE SET bucket = excluded.bucket, "
-            "object_key = excluded.object_key, event_id = excluded.event_id, updated_at = now() "
+            f"INSERT INTO {SCHEMA}.uploads (file_id, dataset_id, bucket, object_key, size, sha256, md5, event_id, "
+            "accession) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (file_id) DO UPDATE SET "
+            "bucket = excluded.bucket, object_key = excluded.object_key, event_id = excluded.event_id, "
+            f"accession = coalesce({SCHEMA}.uploads.accession, excluded.accession), updated_at = now() "
             f"WHERE {SCHEMA}.uploads.event_id <> excluded.event_id",
             upload.file_id, upload.dataset_id, upload.bucket, upload.object_key, upload.size, upload.sha256,
-            upload.md5, event_id,
+            upload.md5, event_id, upload.accession,
         )
 
     async def upload(self, file_id: UUID) -> Upload | None:
         row = await self.pool.fetchrow(
-            f"SELECT file_id, dataset_id, bucket, object_key, size, sha256, md5 FROM {SCHEMA}.uploads "
+            f"SELECT file_id, dataset_id, bucket, object_key, size, sha256, md5, accession FROM {SCHEMA}.uploads "
             "WHERE file_id = $1", file_id)
         return Upload(**row) if row else None
 
@@ -413,7 +422,7 @@ class Archivist:
             index = None
         if index is None and (index_key := await self.inbox_index(upload, qc)) is not None:
             index = await self.archive_object(qc.file_id, "index", upload.bucket, index_key, None)
-        accession = accession_for(self.settings.node_id, qc.dataset_id, upload.sha256)
+        accession = upload.accession or accession_for(self.settings.node_id, qc.dataset_id, upload.sha256)
         archived = FileArchived(
             file_id=qc.file_id, dataset_id=qc.dataset_id, accession=accession, drs_id=accession, format=qc.format,
             archive_bucket=data.bucket, archive_key=data.key, size=data.size, decrypted_sha256=data.sha256,

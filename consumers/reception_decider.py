@@ -11,6 +11,9 @@
 - state: read from the ``datasets`` and ``files`` read models once they have applied everything on
   ``genomebus.reception`` at the moment of deciding; its own ledger ``decider_reception.decisions``
   (created by migration ``0002``) remembers the outcome of every command
+- accessions: a file accepted into a dataset gets its accession here, carried in ``file.uploaded``:
+  ``GDI-<node>-FILE-<8 digits>``, the next number of the node (``decider_reception.accessions``,
+  migration ``0003``), the same one again for the same file; replay reads it from the event
 - settings: ``read_your_writes_timeout_s`` (how long to wait for the read models to catch up)
 
 Commands for one dataset share a partition and are decided one at a time, in order. Before each
@@ -59,6 +62,12 @@ from genomebus.schemas.reception import (
 
 ACTOR = "worker:reception-decider"
 LEDGER = "decider_reception.decisions"
+ACCESSIONS = "decider_reception.accessions"
+
+
+def accession_of(node_id: str, number: int) -> str:
+    """``GDI-FI-FILE-00000042``: short, of a fixed width (eight digits, more only past 99,999,999)."""
+    return f"GDI-{node_id}-FILE-{number:08d}"
 
 
 # -- the decision: pure ------------------------------------------------------------------------------
@@ -188,6 +197,23 @@ class Ledger:
         row = await self.pool.fetchval(f"SELECT outcome::text FROM {LEDGER} WHERE command_id = $1", command_id)
         return decode(row.encode()) if row else None
 
+    async def accession(self, file_id: UUID, node_id: str, pool_of_read_models: asyncpg.Pool) -> str:
+        """The file's accession: the one it was given before, else the next number of this node, for ever.
+
+        Numbers are handed out under a lock shared by every decider instance, and never fall below
+        what the ``files`` read model (rebuilt from the log) has seen, so a lost ledger cannot
+        hand out a number twice.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('decider_reception.accessions'))")
+            number = await conn.fetchval(f"SELECT number FROM {ACCESSIONS} WHERE file_id = $1", file_id)
+            if number is None:
+                ours = await conn.fetchval(f"SELECT coalesce(max(number), 0) FROM {ACCESSIONS}")
+                seen = await files.highest_accession_number(pool_of_read_models, node_id)
+                number = max(ours, seen) + 1
+                await conn.execute(f"INSERT INTO {ACCESSIONS} (file_id, number) VALUES ($1, $2)", file_id, number)
+        return accession_of(node_id, number)
+
     async def record(self, command: Envelope[Any], outcome: Envelope[Any]) -> Envelope[Any]:
         """Keep the outcome; if another attempt recorded one first, that one wins."""
         await self.pool.execute(
@@ -207,6 +233,8 @@ async def decide_command(command: Envelope[Any], settings: Settings, pool: async
         return [recorded]
     await caught_up(settings, pool)
     fact = decide(await current_state(pool, command.data.dataset_id), command.data, command.id)
+    if isinstance(fact, FileUploaded):
+        fact = fact.model_copy(update={"accession": await ledger.accession(fact.file_id, settings.node_id, pool)})
     # A fact is the asker's act, decided here: it carries their id; a rejection is the decider's own word.
     actor = ACTOR if isinstance(fact, CommandRejected) else command.actor
     outcome = new_envelope(fact, source=settings.source, actor=actor, cause=command)

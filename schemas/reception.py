@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from genomebus.schemas.base import PID_PATTERN, EventModel
 
 DatasetId = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-DATASET-001"])]
-Accession = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-FILE-123456789"])]
+Accession = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-FILE-00000042"])]
 DuoCode = Annotated[str, Field(pattern=r"^DUO:[0-9]{7}$", examples=["DUO:0000042"])]
 OntologyId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*:[A-Za-z0-9_.-]+$", examples=["HP:0001250"])]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -78,7 +78,7 @@ class DatasetUpdated(DatasetDescription, EventModel):
 
 
 class FileUploaded(EventModel):
-    """A node system streamed a file into the inbox; QC has not looked at it yet."""
+    """A file in the inbox joined its dataset (decided by the reception decider); QC has not looked at it yet."""
 
     context = "reception"
     type: Literal["file.uploaded"] = "file.uploaded"
@@ -92,6 +92,9 @@ class FileUploaded(EventModel):
     md5: Md5
     declared_format: FileFormat
     alias: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = None
+    accession: Accession | None = Field(
+        None, description="Assigned in order by the reception decider (GDI-<node>-FILE-<8 digits>), kept for "
+                          "ever; absent on events from before it did")
 
 
 class Reason(_Value):

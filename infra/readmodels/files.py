@@ -26,6 +26,7 @@ class FilesProjection(Projection):
     """Files as they move through reception: upload, QC verdict and metrics, archive and accession."""
 
     name = "files"
+    version = 2  # v2: the accession is known from the upload on (assigned by the reception decider)
     contexts = ("reception",)
     tables = {
         "files": (
@@ -62,11 +63,13 @@ class FilesProjection(Projection):
             case FileUploaded() as f:
                 await conn.execute(
                     f'INSERT INTO "{schema}".files (file_id, dataset_id, filename, alias, format, size, sha256, md5, '
-                    "inbox_bucket, inbox_key, state, uploaded_at, uploaded_by, uploads, updated_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'uploaded', $11, $12, 1, $11) "
-                    "ON CONFLICT (file_id) DO UPDATE SET uploads = files.uploads + 1",
+                    "inbox_bucket, inbox_key, state, uploaded_at, uploaded_by, uploads, updated_at, accession, drs_id) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'uploaded', $11, $12, 1, $11, $13, $13) "
+                    "ON CONFLICT (file_id) DO UPDATE SET uploads = files.uploads + 1, "
+                    "accession = coalesce(files.accession, excluded.accession), "
+                    "drs_id = coalesce(files.drs_id, excluded.drs_id)",
                     f.file_id, f.dataset_id, f.filename, f.alias, f.declared_format, f.size, f.sha256, f.md5,
-                    f.bucket, f.object_key, event.time, event.actor)
+                    f.bucket, f.object_key, event.time, event.actor, f.accession)
             case FileQcPassed() as f:
                 await conn.execute(
                     f'UPDATE "{schema}".files SET {advance}, format = $3, qc_metrics = $4::jsonb, '
@@ -93,6 +96,13 @@ class FilesProjection(Projection):
 SCHEMA = FilesProjection.live_schema()
 QC_DECIDED = frozenset({"qc_passed", "qc_failed", "archived"})
 """File states that mean QC has published its verdict."""
+
+
+async def highest_accession_number(conn: asyncpg.Connection | asyncpg.Pool, node_id: str) -> int:
+    """The highest number among this node's fixed-width accessions (``GDI-FI-FILE-00000042``), 0 if none."""
+    return await conn.fetchval(
+        f"SELECT coalesce(max(substring(accession from '[0-9]+$')::bigint), 0) FROM \"{SCHEMA}\".files "
+        "WHERE accession ~ $1", f"^GDI-{node_id}-FILE-[0-9]{{8,}}$")
 
 
 async def file_state(conn: asyncpg.Connection | asyncpg.Pool, file_id: UUID) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,22 @@ async def test_commands_need_no_database_credentials(stack, publisher):
     result = cli(stack, "dataset", "withdraw", dataset_id, "--reason", "   ",
                  env={"GENOMEBUS_DATABASE_URL": "postgresql://nobody:wrong@127.0.0.1:1/none"})
     assert result.returncode == 2 and "reason" in result.stderr and "blank" in result.stderr
+
+
+async def test_accessions_are_short_fixed_width_in_order_and_stable_on_replay(stack, publisher):
+    dataset_id = await registered(stack, publisher)
+    bam = Path(__file__).resolve().parents[2] / "data" / "reads" / "htsnexus_test_NA12878.bam"
+    first = await submit_file(stack, dataset_id, SMALL_VCF, actor="seq-centre", publisher=publisher)
+    second = await submit_file(stack, dataset_id, bam, actor="seq-centre", publisher=publisher)
+    archived = [await wait_for_state(stack, f"/files/{f.file_id}", "archived") for f in (first, second)]
+    numbers = []
+    for body in archived:
+        assert re.fullmatch(r"GDI-FI-FILE-[0-9]{8}", body["accession"]), body["accession"]
+        assert body["drs_id"] == body["accession"]
+        numbers.append(int(body["accession"].rsplit("-", 1)[1]))
+    assert numbers[0] < numbers[1]  # handed out in the order the decider accepted the files
+    # The number travels in file.uploaded, so the read model rebuilt from the log has the same ones.
+    uploaded = [e for e in await history(stack, str(first.file_id)) if e["type"] == "file.uploaded"]
+    assert uploaded[0]["data"]["accession"] == archived[0]["accession"]
+    result = cli(stack, "replay", "--projection", "files", "--verify", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -187,7 +187,7 @@ async def test_a_qc_passed_file_is_archived_published_and_only_then_removed_from
 
     assert archived.type == "file.archived" and archived.id == derived_id(qc.id, "file.archived")
     assert archived.causation_id == qc.id and archived.correlation_id == upload.correlation_id
-    assert archived.actor == "archive" and archived.subject == str(upload.data.file_id)
+    assert archived.actor == "worker:archive" and archived.subject == str(upload.data.file_id)
     assert archived.data.accession == accession_for("FI", DATASET, SHA256) == archived.data.drs_id
     assert archived == archivist.ledger.records[upload.data.file_id]
     assert archivist.attempts == [qc.id]

@@ -45,6 +45,12 @@ class FakeLedger:
     async def outcome(self, command_id: UUID) -> Envelope[Any] | None:
         return self.outcomes.get(command_id)
 
+    async def accession(self, file_id: UUID, node_id: str, pool: Any) -> str:
+        """The real one numbers files under a lock in PostgreSQL; here, in order of first request."""
+        self.numbers = getattr(self, "numbers", {})
+        number = self.numbers.setdefault(file_id, len(self.numbers) + 1)
+        return f"GDI-{node_id}-FILE-{number:08d}"
+
     async def record(self, command: Envelope[Any], outcome: Envelope[Any]) -> Envelope[Any]:
         self.recorded.append(command.id)
         return self.outcomes.setdefault(command.id, outcome)
@@ -223,7 +229,8 @@ async def test_an_accepted_file_submission_is_published_as_file_uploaded_with_th
     # The command is keyed by its dataset; the fact, like every file event, by the file.
     assert key == str(cmd.data.file_id).encode()
     assert_outcome_of(cmd, fact, "file.uploaded", "node-system-1", subject=str(cmd.data.file_id))
-    assert fact.data.model_dump(exclude={"type"}) == cmd.data.model_dump(exclude={"type"})
+    assert fact.data.model_dump(exclude={"type", "accession"}) == cmd.data.model_dump(exclude={"type"})
+    assert fact.data.accession == "GDI-FI-FILE-00000001"  # the node's first, eight digits wide
 
 
 @pytest.mark.parametrize(("data", "state", "fact_type"), [
