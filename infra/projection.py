@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from genomebus.infra import kafka, telemetry
+from genomebus.infra.faults import PROJECTOR_TRANSIENT
 from genomebus.infra.settings import Settings
 from genomebus.schemas.envelope import Envelope, EventDecodeError, decode
 
@@ -37,17 +38,7 @@ log = logging.getLogger("genomebus.projection")
 Record = ConsumerRecord[bytes, bytes]
 PoisonHandler = Callable[[Record, str, BaseException], Awaitable[None]]
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    KafkaError,
-)
+TRANSIENT_ERRORS = PROJECTOR_TRANSIENT
 
 
 class Projection:

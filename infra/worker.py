@@ -60,16 +60,6 @@ from typing import Annotated, Any
 
 import aiohttp
 import asyncpg
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    LeaderNotAvailableError,
-    NodeNotReadyError,
-    NotLeaderForPartitionError,
-    RequestTimedOutError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 from faststream import Context, FastStream
 from faststream.exceptions import SubscriberNotFound
 from faststream.kafka import KafkaBroker
@@ -78,6 +68,7 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy, BaseMiddleware
 
 from genomebus.infra import kafka, telemetry
+from genomebus.infra.faults import TRANSIENT, Transient
 from genomebus.infra.projection import Backoff
 from genomebus.infra.settings import Settings
 from genomebus.schemas.base import EventModel
@@ -87,33 +78,6 @@ from genomebus.schemas.topics import DEAD_LETTER, topic_for
 
 log = logging.getLogger("genomebus.worker")
 
-
-class Transient(Exception):
-    """Raised by a handler when the same event should be tried again later."""
-
-
-TRANSIENT: tuple[type[BaseException], ...] = (
-    Transient,
-    ConnectionError,  # includes the builtin refused/reset/aborted errors; a plain OSError is not transient
-    TimeoutError,  # includes asyncio timeouts and infra.projection.NotYetProjected
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    RequestTimedOutError,
-    NodeNotReadyError,
-    LeaderNotAvailableError,
-    NotLeaderForPartitionError,
-    BotoConnectionError,  # endpoint unreachable, connection closed, connect timeout
-    BotoReadTimeoutError,
-    aiohttp.ClientConnectionError,
-    aiohttp.ServerTimeoutError,
-)
-"""The errors worth trying again; anything else is a verdict on the event (``handler_failed``)."""
 
 WorkerSettings = Annotated[Settings, Context("settings")]
 """A handler parameter receiving the worker's settings."""
