@@ -87,12 +87,45 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+PORT_FLOOR = 15000  # below this sit well-known services; above, the kernel's ephemeral range
+GRPC_OFFSET = 10000  # SeaweedFS serves gRPC on port + 10000
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux default 32768-60999)."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def port_candidates(*, with_grpc_offset: bool = False) -> list[range]:
+    """Where the stack's ports are picked: outside the ephemeral range.
+
+    A port inside it is also handed out as the local port of outgoing connections (every client of
+    the node makes them); one such connection closed by the client side stays in TIME_WAIT for a
+    minute and blocks ``bind`` even with SO_REUSEADDR. A port picked there is then often "taken" at
+    the next start, and the node moves (the gateway went from 56598 to 22699). Outside the range,
+    nothing but a server holds a port, so last run's ports are free again after ``down``.
+    """
+    low, high = ephemeral_range()
+    span = GRPC_OFFSET if with_grpc_offset else 0
+    ranges = [range(PORT_FLOOR, min(low, 65536) - span), range(max(high + 1, PORT_FLOOR), 65536 - span)]
+    ranges = [r for r in ranges if len(r) > 0]
+    if sum(len(r) for r in ranges) < 1000:  # an unusual kernel setting: fall back to the whole space
+        ranges = [range(20000, 55000 if with_grpc_offset else 60000)]
+    return ranges
+
+
 def free_port(*, with_grpc_offset: bool = False, taken: set[int] | None = None) -> int:
-    """A free loopback port; SeaweedFS also needs port+10000 for its gRPC side."""
+    """A free loopback port outside the ephemeral range; SeaweedFS also needs port+10000 for gRPC."""
     taken = taken if taken is not None else set()
+    ranges = port_candidates(with_grpc_offset=with_grpc_offset)
+    weights = [len(r) for r in ranges]
     for _ in range(500):
-        port = random.randint(20000, 55000) if with_grpc_offset else random.randint(20000, 60000)
-        wanted = {port, port + 10000} if with_grpc_offset else {port}
+        port = random.choice(random.choices(ranges, weights)[0])
+        wanted = {port, port + GRPC_OFFSET} if with_grpc_offset else {port}
         if wanted & taken:
             continue
         if all(port_is_free(p) for p in wanted):
@@ -182,8 +215,16 @@ class Child:
     port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    # files the program leaves outside the data directory, removed whenever it is not running
+    leftovers: list[Path] = field(default_factory=list)
+
+    def remove_leftovers(self) -> None:
+        for path in self.leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def start(self, log_dir: Path) -> None:
+        self.remove_leftovers()  # stale ones of a killed run
         log = open(log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - handed to the child
         kwargs: dict[str, Any] = {}
         if self.run_as:
@@ -210,6 +251,7 @@ class Child:
 
     def stop(self, timeout: float = 15.0) -> None:
         if not self.alive():
+            self.remove_leftovers()
             return
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT if self.name == "postgres" else signal.SIGTERM)
@@ -218,6 +260,7 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+        self.remove_leftovers()
 
 
 def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
@@ -251,8 +294,14 @@ class Supervisor:
     def pg_root(self) -> Path:
         return self.data_dir / "postgres"
 
+    @property
+    def tmp_dir(self) -> Path:
+        """TMPDIR of every child: nothing of the node is written outside its data directory."""
+        return self.data_dir / "tmp"
+
     def prepare_dirs(self) -> None:
-        for d in (self.data_dir, self.log_dir, self.data_dir / "seaweedfs", self.data_dir / "run"):
+        for d in (self.data_dir, self.log_dir, self.log_dir / "seaweedfs", self.data_dir / "seaweedfs",
+                  self.data_dir / "run", self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o755)  # the unprivileged PostgreSQL account must traverse it
 
@@ -268,7 +317,7 @@ class Supervisor:
                 continue
             want = old.get(name)
             if want:
-                group = {want, want + 10000} if grpc else {want}
+                group = {want, want + GRPC_OFFSET} if grpc else {want}
                 if not group & taken and all(port_is_free(p) for p in group):
                     taken.update(group)
                     ports[name] = want
@@ -280,7 +329,8 @@ class Supervisor:
     def seaweedfs(self, ports: dict[str, int], creds: dict[str, str]) -> Child:
         run = self.data_dir / "run"
         argv = [
-            str(weed_binary()), "mini",
+            # glog's files (weed.INFO, weed.WARNING, …) go to -logdir, else to $TMPDIR or /tmp
+            str(weed_binary()), f"-logdir={self.log_dir / 'seaweedfs'}", "mini",
             f"-dir={self.data_dir / 'seaweedfs'}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
@@ -290,8 +340,10 @@ class Supervisor:
             f"-admin.port={ports['admin']}", "-admin.ui=false", "-webdav=false",
             f"-filer.localSocket={run / 'filer.sock'}", f"-s3.localSocket={run / 's3.sock'}",
         ]
-        env = {"AWS_ACCESS_KEY_ID": creds["s3_access_key_id"], "AWS_SECRET_ACCESS_KEY": creds["s3_secret_access_key"]}
-        return Child("seaweedfs", "server", argv, env=env, cwd=self.data_dir / "seaweedfs", port=ports["s3"])
+        env = {"AWS_ACCESS_KEY_ID": creds["s3_access_key_id"], "AWS_SECRET_ACCESS_KEY": creds["s3_secret_access_key"],
+               "TMPDIR": str(self.tmp_dir)}
+        return Child("seaweedfs", "server", argv, env=env, cwd=self.data_dir / "seaweedfs", port=ports["s3"],
+                     leftovers=seaweedfs_grpc_sockets(ports))
 
     def postgres(self, ports: dict[str, int], creds: dict[str, str]) -> Child:
         pgdata = self.pg_root / "data"
@@ -348,13 +400,14 @@ class Supervisor:
             "AWS_ENDPOINT": f"http://127.0.0.1:{ports['s3']}",
             "AWS_ALLOW_HTTP": "true",
             "AWS_DEFAULT_REGION": self.settings.s3_region,
+            "TMPDIR": str(self.tmp_dir),
         }
         return Child("kafka", "server", argv, env=env, cwd=self.data_dir, port=ports["kafka"])
 
     def genomebus_child(self, name: str, kind: str, argv: list[str], port: int | None = None) -> Child:
         base = [sys.executable, "-m", "genomebus.cli"]
         env = {"GENOMEBUS_DATA_DIR": str(self.data_dir), "GENOMEBUS_PROFILE": "local",
-               "GENOMEBUS_NODE_ID": self.settings.node_id, "PYTHONUNBUFFERED": "1"}
+               "GENOMEBUS_NODE_ID": self.settings.node_id, "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.tmp_dir)}
         return Child(name, kind, base + argv, env=env, cwd=Path.cwd(), port=port)
 
     # health
@@ -515,6 +568,15 @@ class Supervisor:
             child.stop()
 
 
+def seaweedfs_grpc_sockets(ports: dict[str, int]) -> list[Path]:
+    """The Unix sockets ``weed mini`` makes for its gRPC services: fixed to /tmp in its code, no option.
+
+    They are named by our own gRPC ports, so they are ours to remove once it stops.
+    """
+    return [Path(f"/tmp/seaweedfs-{name}-grpc-{ports[name] + GRPC_OFFSET}.sock")
+            for name in ("master", "volume", "filer", "s3", "admin") if name in ports]
+
+
 def kill_leftovers(data_dir: Path) -> None:
     """Stop processes a killed supervisor left behind, found by the PIDs in the state file."""
     state = read_state(data_dir)
@@ -524,6 +586,9 @@ def kill_leftovers(data_dir: Path) -> None:
         pid = comp.get("pid")
         if pid and pid_alive(pid) and _cmdline_mentions(pid, data_dir):
             stop_pid(pid, signal.SIGINT if _name == "postgres" else signal.SIGTERM)
+            if _name == "seaweedfs":
+                Child("seaweedfs", "server", [], leftovers=seaweedfs_grpc_sockets(state.get("ports", {}))
+                      ).remove_leftovers()
 
 
 def _cmdline_mentions(pid: int, data_dir: Path) -> bool:
@@ -561,7 +626,9 @@ def start_detached(settings: Settings, timeout: float = 180.0) -> str:
             return state["gateway_url"]
     (data_dir / "logs").mkdir(exist_ok=True)
     log = open(data_dir / "logs" / "supervisor.log", "ab")  # noqa: SIM115
-    env = {**os.environ, "GENOMEBUS_DATA_DIR": str(data_dir), "GENOMEBUS_NODE_ID": settings.node_id}
+    (data_dir / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "GENOMEBUS_DATA_DIR": str(data_dir), "GENOMEBUS_NODE_ID": settings.node_id,
+           "TMPDIR": str(data_dir / "tmp")}
     if settings.gateway_port:
         env["GENOMEBUS_GATEWAY_PORT"] = str(settings.gateway_port)
     proc = subprocess.Popen([sys.executable, "-m", "genomebus.cli", "up", "--data-dir", str(data_dir)],
