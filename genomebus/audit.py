@@ -1,8 +1,18 @@
-"""The auditor's view: one aggregate's events read straight from the log."""
+"""The auditor's view: the events of one dataset, file or command, read straight from the log.
+
+Every id a user is shown is accepted. A dataset id or a file id (UUID) is the key
+of its aggregate's events. A file accession is not a key: it is resolved to the
+file through the log's own ``file.archived`` event (auditors read the log, not the
+read models). A command id (or any event id) names one event: its trail is that event
+and the events it caused (a command's outcome).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from genomebus.infra import kafka
 from genomebus.infra.settings import Settings
@@ -10,26 +20,77 @@ from genomebus.schemas.envelope import EventDecodeError, decode
 from genomebus.schemas.topics import CATALOGUE, DEAD_LETTER
 
 
+@dataclass(frozen=True)
+class Trail:
+    """What ``asked`` named on the log: ``kind`` is ``aggregate``, ``accession``, ``command``, ``event`` or
+    ``unknown``."""
+
+    asked: str
+    kind: str
+    subject: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.kind == "accession":
+            return f"{self.asked} (file {self.subject})"
+        if self.kind == "command":
+            return f"command {self.asked} (on {self.subject}) and its outcome"
+        if self.kind == "event":
+            return f"event {self.asked} (on {self.subject}) and what it caused"
+        return self.asked
+
+
 async def history(settings: Settings, subject: str) -> list[dict[str, Any]]:
-    """Every event keyed ``subject`` on every context topic, ordered by time then log position."""
-    key = subject.encode()
+    """The events ``subject`` names (dataset id, file id, file accession or command id), in log order."""
+    return (await trail(settings, subject)).events
+
+
+async def trail(settings: Settings, asked: str) -> Trail:
+    """Resolve ``asked`` on the log and return its events, ordered by time then log position."""
     topics = [settings.topic(c) for c in CATALOGUE if c != DEAD_LETTER]
-    found: list[dict[str, Any]] = []
-    async for record in kafka.read_log(settings, topics):
-        if record.key != key:
-            continue
-        try:
-            event = decode(record.value or b"")
-        except EventDecodeError as exc:
-            found.append({"time": "", "type": f"<undecodable: {exc.reason}>", "actor": "", "id": "",
-                          "causation_id": None, "topic": record.topic, "partition": record.partition,
-                          "offset": record.offset, "data": None})
-            continue
-        found.append({
-            "time": event.time.isoformat(), "type": event.type, "actor": event.actor, "id": str(event.id),
-            "causation_id": str(event.causation_id) if event.causation_id else None,
-            "correlation_id": str(event.correlation_id), "topic": record.topic, "partition": record.partition,
-            "offset": record.offset, "data": event.data.model_dump(mode="json"),
-        })
-    found.sort(key=lambda e: (e["time"], e["topic"], e["offset"]))
-    return found
+    until = await kafka.end_offsets(settings, topics)  # both passes read the same log
+    needle = asked.encode()
+    keyed: list[dict[str, Any]] = []
+    mentions: list[dict[str, Any]] = []
+    async for record in kafka.read_log(settings, topics, until=until):
+        if record.key == needle:
+            keyed.append(_entry(record))
+        elif needle in (record.value or b""):  # cheap before decoding: only events that carry the id
+            mentions.append(_entry(record))
+    if keyed:
+        return Trail(asked, "aggregate", asked, _ordered(keyed))
+    for event in mentions:
+        if event["type"] == "file.archived" and (event["data"] or {}).get("accession") == asked:
+            file_id = str(event["data"]["file_id"])
+            return Trail(asked, "accession", file_id, await _keyed(settings, topics, until, file_id))
+    command = next((e for e in mentions if e["id"] == asked), None)
+    if command is not None:
+        answers = [e for e in mentions if e["causation_id"] == asked]
+        kind = "command" if command["topic"].endswith(".commands") else "event"
+        return Trail(asked, kind, command["key"], _ordered([command, *answers]))
+    return Trail(asked, "unknown", asked)
+
+
+async def _keyed(settings: Settings, topics: list[str], until: dict[TopicPartition, int],
+                 subject: str) -> list[dict[str, Any]]:
+    key = subject.encode()
+    return _ordered([_entry(r) async for r in kafka.read_log(settings, topics, until=until) if r.key == key])
+
+
+def _ordered(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(events, key=lambda e: (e["time"], e["topic"], e["offset"]))
+
+
+def _entry(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
+    position = {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                "key": (record.key or b"").decode(errors="replace")}
+    try:
+        event = decode(record.value or b"")
+    except EventDecodeError as exc:
+        return {"time": "", "type": f"<undecodable: {exc.reason}>", "actor": "", "id": "", "causation_id": None,
+                **position, "data": None}
+    return {
+        "time": event.time.isoformat(), "type": event.type, "actor": event.actor, "id": str(event.id),
+        "causation_id": str(event.causation_id) if event.causation_id else None,
+        "correlation_id": str(event.correlation_id), **position, "data": event.data.model_dump(mode="json"),
+    }

@@ -33,12 +33,30 @@ async def collect(settings: Settings) -> dict[str, Any]:
     for name, (ok, detail) in zip(names, checks, strict=True):
         pid = comps.get(name, {}).get("pid")
         if comps.get(name, {}).get("kind") == "worker":
-            ok, detail = pid_alive(pid), f"restarts: {comps[name].get('restarts', 0)}"
+            alive = pid_alive(pid)
+            ok, detail = alive, f"restarts: {comps[name].get('restarts', 0)}" + ("" if alive else "; not running")
+        elif not ok:
+            detail = plain_failure(detail)
         report["components"][name] = {"healthy": ok, "address": addresses.get(name), "pid": pid, "detail": detail}
     report["healthy"] = all(c["healthy"] for c in report["components"].values())
     if report["components"]["kafka"]["healthy"]:
         report.update(await _log_figures(settings, report["components"]["postgres"]["healthy"]))
     return report
+
+
+FAILURES = (  # the start of a probe's "ExceptionType: message" → what a user is told
+    ("SettingsError", "not configured (no address in the settings or the stack's state)"),
+    ("TimeoutError", "no answer within 5 s"),
+    ("HTTPStatusError", "answers with an error; see `genomebus logs`"),
+)
+
+
+def plain_failure(detail: str) -> str:
+    """A failed probe in words: never the raw exception text (that is in the component's log)."""
+    for prefix, words in FAILURES:
+        if detail.startswith(prefix):
+            return words
+    return "not answering"
 
 
 def _without_password(dsn: str | None) -> str | None:

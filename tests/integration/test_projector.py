@@ -152,5 +152,5 @@ async def test_replay_verify_fails_when_live_tables_were_tampered_with(stack, po
 
 async def test_unknown_projection_is_refused(stack):
     result = cli(stack, "replay", "--projection", "nonesuch")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no projection" in result.stderr

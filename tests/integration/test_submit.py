@@ -227,5 +227,5 @@ async def test_invalid_metadata_publishes_nothing(stack, tmp_path):
     bad.write_text(EXAMPLE.read_text().replace('"sex": "female"', '"sex": "F"'))
     result = cli(stack, "dataset", "register", "--metadata", str(bad), "--id", dataset_id)
     assert result.returncode == 2
-    assert "invalid: individuals.0.sex: Input should be 'female'" in result.stderr
+    assert "error: individuals.0.sex: Input should be 'female'" in result.stderr
     assert await events_about(stack, dataset_id) == []

@@ -172,8 +172,8 @@ def test_register_prints_each_invalid_field_and_exits_2(runner, example, tmp_pat
     result = runner.invoke(app, ["dataset", "register", "--metadata", str(path)])
     assert result.exit_code == 2, result.output
     stderr = " ".join(result.stderr.split())  # unwrap the terminal's line breaks
-    assert "invalid: title: String should have at least 1 character" in stderr
-    assert "invalid: individuals.0.sex: Input should be 'female', 'male', 'other' or 'unknown'" in stderr
+    assert "error: title: String should have at least 1 character" in stderr
+    assert "error: individuals.0.sex: Input should be 'female', 'male', 'other' or 'unknown'" in stderr
 
 
 def test_register_checks_references_too(runner, example, tmp_path):
@@ -181,11 +181,11 @@ def test_register_checks_references_too(runner, example, tmp_path):
     path.write_text(json.dumps(changed(example, "biosamples.0.individual_id", "nobody")))
     result = runner.invoke(app, ["dataset", "register", "--metadata", str(path)])
     assert result.exit_code == 2, result.output
-    assert "invalid: biosamples.0.individual_id: 'nobody' names no individual" in " ".join(result.stderr.split())
+    assert "error: biosamples.0.individual_id: 'nobody' names no individual" in " ".join(result.stderr.split())
 
 
 def test_register_without_metadata_or_flags_names_what_is_required(runner):
     result = runner.invoke(app, ["dataset", "register"])
     assert result.exit_code == 2
     for field in ("dataset_id", "title", "data_use"):
-        assert f"invalid: {field}: required" in result.stderr
+        assert f"error: {field}: required" in result.stderr
