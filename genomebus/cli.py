@@ -227,9 +227,9 @@ def _quiet_clients() -> None:
 
 def run(settings: Settings, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one coroutine against the node; a node that is down or not answering ends in one plain line."""
+    check_node(settings)
     from genomebus.producers.commands import NoOutcomeYet
 
-    check_node(settings)
     _quiet_clients()
     try:
         return asyncio.run(make())
@@ -433,12 +433,10 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR,
 
     Exits 6 when the node is not running or a component is not healthy.
     """
+    settings = settings_for(data_dir)
+    check_node(settings)  # before the clients' slow imports
     from genomebus.status import collect
 
-    settings = settings_for(data_dir)
-    known = no_node(settings) if settings.kafka_bootstrap_servers is None else None
-    if known is not None:
-        raise fail(*known)
     report = run(settings, lambda: collect(settings))
     if as_json:
         say(json.dumps(report, indent=2, default=str))
@@ -818,6 +816,16 @@ def _describe(command: Any, metadata: Path | None, **fields: Any) -> Any:
         raise _invalid(exc.errors) from exc
 
 
+def _check_input(command: Any, **fields: Any) -> None:
+    """Refuse invalid input before the node is contacted (also when there is no node)."""
+    from genomebus.producers.datasets import InvalidDataset, describe_dataset
+
+    try:
+        describe_dataset(command=command, **fields)
+    except InvalidDataset as exc:
+        raise _invalid(exc.errors) from exc
+
+
 def _decided(settings: Settings, ask: Callable[[], Coroutine[Any, Any, Any]], what: str) -> Any:
     """Run a command's coroutine; show the decider's answer; exit 5 with the reasons when it is refused."""
     from genomebus.producers.datasets import InvalidDataset
@@ -882,7 +890,9 @@ def dataset_release(
 ) -> None:
     """Release a dataset: refused, naming each file that is not archived, unless every file is archived."""
     from genomebus.producers.datasets import release_dataset
+    from genomebus.schemas.reception import DatasetReleaseRequested
 
+    _check_input(DatasetReleaseRequested, dataset_id=dataset_id)
     settings = settings_for(data_dir)
     outcome = _decided(settings, lambda: release_dataset(settings, dataset_id, actor=_who(actor)),
                        f"release {dataset_id}")
@@ -898,7 +908,9 @@ def dataset_withdraw(
 ) -> None:
     """Withdraw a dataset: the gateway stops serving it (410); its events stay on the log."""
     from genomebus.producers.datasets import withdraw_dataset
+    from genomebus.schemas.reception import DatasetWithdrawRequested
 
+    _check_input(DatasetWithdrawRequested, dataset_id=dataset_id, reason=reason)
     settings = settings_for(data_dir)
     outcome = _decided(settings, lambda: withdraw_dataset(settings, dataset_id, reason=reason, actor=_who(actor)),
                        f"withdraw {dataset_id}")
