@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -175,14 +176,25 @@ def no_node(settings: Settings) -> tuple[str, ExitCode] | None:
 
 
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
-    """What a client raises when a server of the node is down, unreachable or not answering yet."""
+    """What a client raises when a server of the node is down, unreachable or not answering yet.
+
+    Network failures only: a local file that cannot be read is not the node being down.
+    """
     import asyncpg
     import httpx
-    from aiokafka.errors import KafkaError
-    from botocore.exceptions import BotoCoreError
+    from aiokafka import errors as kafka_errors
+    from botocore.exceptions import ConnectionError as ObjectStoreUnreachable
 
-    return (SettingsError, OSError, KafkaError, httpx.TransportError, BotoCoreError,
-            asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError)
+    return (SettingsError, ConnectionError, TimeoutError, socket.gaierror, httpx.TransportError,
+            ObjectStoreUnreachable, kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError,
+            kafka_errors.NodeNotReadyError, kafka_errors.RequestTimedOutError, kafka_errors.NoBrokersAvailable,
+            kafka_errors.CoordinatorNotAvailableError, asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """asyncio reports every failed address of a host name at once, as a bare OSError."""
+    return isinstance(exc, OSError) and str(exc).startswith("Multiple exceptions")
 
 
 def unavailable(settings: Settings, exc: BaseException) -> typer.Exit:
@@ -236,6 +248,10 @@ def run(settings: Settings, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except NoOutcomeYet as exc:
         raise fail(f"{exc}", ExitCode.UNAVAILABLE) from exc
     except _unavailable_errors() as exc:
+        raise unavailable(settings, exc) from exc
+    except OSError as exc:
+        if not _unreachable(exc):
+            raise
         raise unavailable(settings, exc) from exc
 
 
@@ -802,7 +818,8 @@ def _invalid(errors: Iterable[str]) -> typer.Exit:
     errors = list(errors)
     for line in errors[:-1]:
         typer.echo(f"error: {line}", err=True)
-    return fail(f"{errors[-1] if errors else 'invalid input'}; nothing was sent", ExitCode.USAGE)
+    return fail(f"{errors[-1] if errors else 'invalid input'}; nothing was sent: correct the invalid input and run "
+                "again", ExitCode.USAGE)
 
 
 def _describe(command: Any, metadata: Path | None, **fields: Any) -> Any:
