@@ -80,6 +80,7 @@ def consumer(settings: Settings, *topics: str, group_id: str | None = None, **ov
         "enable_auto_commit": False,
         "isolation_level": "read_uncommitted",
         "max_poll_records": settings.projector_batch_size,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
@@ -199,7 +200,8 @@ async def end_offsets(settings: Settings, topics: Iterable[str], timeout: float 
     Tansu answers ListOffsets wrongly, but the high watermark in a fetch
     response is right, so fetch the last record of each partition.
     """
-    c = consumer(settings, max_partition_fetch_bytes=1024)
+    # A fetch answers at once (not after fetch_max_wait_ms) even for an empty partition: its high watermark is all we need.
+    c = consumer(settings, max_partition_fetch_bytes=1024, fetch_max_wait_ms=5)
     try:  # stopped on every path, a failed start included (else: "Unclosed AIOKafkaConsumer")
         await c.start()
         tps = await partitions_of(c, topics)

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_fetch_max_wait_ms: int = Field(
+        50, ge=0, le=5000, description="How long a consumer's fetch waits for data. The local broker answers only "
+                                       "when it runs out, not when data arrives, so this bounds every hop's latency; "
+                                       "Apache Kafka answers on arrival and can take the client default, 500")
     topic_prefix: str = "genomebus."
     topic_partitions: int = Field(3, ge=1)
     topic_replication_factor: int = Field(1, ge=1)

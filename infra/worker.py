@@ -172,6 +172,7 @@ class Worker:
                 topic, group_id=self.group_id, auto_offset_reset="earliest",  # Tansu's end offsets are wrong
                 ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the outcome; an escaped error seeks back
                 max_poll_interval_ms=30 * 60 * 1000,  # QC and archive of a large file take minutes
+                fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,  # see Settings: the hop latency
                 decoder=_decode, title=f"{self.name}:{topic}",
                 description=f"{self.name} consumes {topic}")
 
