@@ -868,16 +868,11 @@ def dataset_register(
     metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Register a dataset (refused if the id is taken: use `update`). Nothing is sent if the input is invalid."""
-    from genomebus.producers.datasets import register_dataset
     from genomebus.schemas.reception import DatasetRegisterRequested
 
-    dataset = _describe(DatasetRegisterRequested, metadata, dataset_id=dataset_id, title=title,
-                        data_use=tuple(duo) if duo else None, description=description,
-                        keywords=tuple(keyword) if keyword else None, publisher=publisher)
-    settings = settings_for(data_dir)
-    outcome = _decided(settings, lambda: register_dataset(settings, dataset, actor=_who(actor)),
-                       f"register {dataset.dataset_id}")
-    say(f"{outcome.outcome_type} {dataset.dataset_id}")
+    _send_description(DatasetRegisterRequested, "register", data_dir, actor, metadata, dataset_id=dataset_id,
+                      title=title, data_use=tuple(duo) if duo else None, description=description,
+                      keywords=tuple(keyword) if keyword else None, publisher=publisher)
 
 
 @dataset_app.command("update")
@@ -887,15 +882,22 @@ def dataset_update(
     metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Replace a registered dataset's description (title, data use, cohort, ...) with the one given."""
-    from genomebus.producers.datasets import register_dataset
     from genomebus.schemas.reception import DatasetUpdateRequested
 
-    dataset = _describe(DatasetUpdateRequested, metadata, dataset_id=dataset_id, title=title,
-                        data_use=tuple(duo) if duo else None, description=description,
-                        keywords=tuple(keyword) if keyword else None, publisher=publisher)
+    _send_description(DatasetUpdateRequested, "update", data_dir, actor, metadata, dataset_id=dataset_id,
+                      title=title, data_use=tuple(duo) if duo else None, description=description,
+                      keywords=tuple(keyword) if keyword else None, publisher=publisher)
+
+
+def _send_description(command: Any, verb: str, data_dir: Path, actor: str | None, metadata: Path | None,
+                      **fields: Any) -> None:
+    """Check a dataset description (nothing is sent if it is invalid), send it as ``command``, show the answer."""
+    from genomebus.producers.datasets import register_dataset
+
+    dataset = _describe(command, metadata, **fields)
     settings = settings_for(data_dir)
     outcome = _decided(settings, lambda: register_dataset(settings, dataset, actor=_who(actor)),
-                       f"update {dataset.dataset_id}")
+                       f"{verb} {dataset.dataset_id}")
     say(f"{outcome.outcome_type} {dataset.dataset_id}")
 
 
