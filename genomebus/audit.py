@@ -1,10 +1,12 @@
 """The auditor's view: the events of one dataset, file or command, read straight from the log.
 
 Every id a user is shown is accepted. A dataset id or a file id (UUID) is the key
-of its aggregate's events. A file accession is not a key: it is resolved to the
-file through the log's own ``file.archived`` event (auditors read the log, not the
-read models). A command id (or any event id) names one event: its trail is that event
-and the events it caused (a command's outcome).
+of its aggregate's events, with the outcomes of the commands among them (a file
+submitted to a dataset is its own aggregate: its ``file.uploaded`` is shown with the
+dataset's ``file.submit_requested``). A file accession is not a key: it is resolved to
+the file through the log's own ``file.uploaded`` (where the reception decider gives it)
+or ``file.archived`` event (auditors read the log, not the read models). A command id
+(or any event id) names one event: its trail is that event and the events it caused.
 """
 
 from __future__ import annotations
@@ -58,9 +60,11 @@ async def trail(settings: Settings, asked: str) -> Trail:
         elif needle in (record.value or b""):  # cheap before decoding: only events that carry the id
             mentions.append(_entry(record))
     if keyed:
-        return Trail(asked, "aggregate", asked, _ordered(keyed))
+        commands = {e["id"] for e in keyed if e["topic"].endswith(".commands")}
+        outcomes = [e for e in mentions if e["causation_id"] in commands]
+        return Trail(asked, "aggregate", asked, _ordered(keyed + outcomes))
     for event in mentions:
-        if event["type"] == "file.archived" and (event["data"] or {}).get("accession") == asked:
+        if event["type"] in ("file.uploaded", "file.archived") and (event["data"] or {}).get("accession") == asked:
             file_id = str(event["data"]["file_id"])
             return Trail(asked, "accession", file_id, await _keyed(settings, topics, until, file_id))
     command = next((e for e in mentions if e["id"] == asked), None)

@@ -133,8 +133,8 @@ def run_demo(settings: Settings, console: Console) -> int:
                        else f"{done.outcome.outcome_type}" if done.outcome.accepted
                        else f"refused ({_reasons(done.outcome)})"))
             file_ids = [str(done.file_id) for _, done in submitted]
-            say("The QC worker validates each file with pysam; the archive worker encrypts it with Crypt4GH, "
-                "verifies and accessions it")
+            say("Each file was given its accession by the reception decider; the QC worker validates it with "
+                "pysam; the archive worker encrypts it with Crypt4GH and verifies it")
         else:
             say(f"{dataset_id} is already {state} by an earlier run of the demo: its files are archived, "
                 "so nothing is submitted or uploaded again")

@@ -36,7 +36,11 @@ class InvalidDataset(ValueError):
 
 def field_errors(exc: ValidationError) -> list[str]:
     """One ``path.to.field: message`` line per problem, in words a steward can act on."""
-    return [f"{'.'.join(map(str, e['loc'])) or 'input'}: {_plain(e)}" for e in exc.errors()]
+    errors = exc.errors()
+    bad_terms = any(e["loc"][:1] == ("data_use",) and len(e["loc"]) > 1 for e in errors)
+    # A list of terms that are all wrong is also "too short" once they are dropped: say only what is wrong.
+    errors = [e for e in errors if not (bad_terms and e["loc"] == ("data_use",) and e["type"] == "too_short")]
+    return [f"{'.'.join(map(str, e['loc'])) or 'input'}: {_plain(e)}" for e in errors]
 
 
 def _plain(error: Any) -> str:

@@ -166,8 +166,8 @@ def check_submission(dataset_id: str, path: Path | str, *, declared_format: str 
                      alias: str | None = None) -> Submission:
     """Everything that can be refused without the network, refused with a clear ``InvalidSubmission``."""
     if not re.match(PID_PATTERN, dataset_id):
-        raise InvalidSubmission("invalid_dataset_id", f"dataset id {dataset_id!r} is not a 1+MG PID "
-                                                      f"like GDI-FI-DATASET-001 (pattern {PID_PATTERN})")
+        raise InvalidSubmission("invalid_dataset_id", f"{dataset_id!r} is not a 1+MG dataset id "
+                                                      "(GDI-FI-DATASET-001 is the form)")
     if alias is not None and not re.match(ALIAS_PATTERN, alias):
         raise InvalidSubmission("invalid_alias", f"alias {alias!r} must be 1-200 of A-Z a-z 0-9 . _ -")
     path = Path(path)

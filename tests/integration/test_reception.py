@@ -15,6 +15,7 @@ import pytest
 
 from genomebus.infra import s3
 from genomebus.infra.stack import pid_alive, read_state
+from genomebus.producers.commands import send_command
 from genomebus.producers.datasets import describe_dataset, register_dataset
 from genomebus.producers.submit import submit_file
 from tests.data import DATA
@@ -178,20 +179,19 @@ async def test_a_bad_file_fails_qc_with_reasons_and_blocks_the_release(stack, pu
 async def test_the_same_file_uploaded_twice_is_one_file_and_one_archive_copy(stack, publisher):
     dataset_id = await register(stack, publisher)
     first = await submit_file(stack, dataset_id, VCF, actor="seq-centre", publisher=publisher)
-    await wait_file(stack, first.file_id, {"archived"})
+    first_body = await wait_file(stack, first.file_id, {"archived"})
     before = {o["Key"] for o in await archive_objects(stack)}
 
+    # The same bytes again: the SDK sees them archived already and sends nothing.
     second = await submit_file(stack, dataset_id, VCF, actor="seq-centre", publisher=publisher)
     assert second.file_id == first.file_id
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the second upload goes through QC and the archive again
-        body = httpx.get(f"{stack.gateway_url}/files/{first.file_id}").json()
-        if sum(e["type"] == "file.archived" for e in body["history"]) >= 2 or (
-                sum(e["type"] == "file.qc_passed" for e in body["history"]) >= 2 and body["state"] == "archived"):
-            break
-        await asyncio.sleep(0.25)
+    assert second.skipped and second.archived_as == first_body["accession"]
+    # Sent anyway (a client that does not ask first): the decider refuses it as already archived.
+    again = await send_command(stack, second.command, actor="seq-centre", publisher=publisher)
+    assert not again.accepted and [r.code for r in again.reasons] == ["already_archived"]
     body = httpx.get(f"{stack.gateway_url}/files/{first.file_id}").json()
     assert body["state"] == "archived"
+    assert [e["type"] for e in body["history"]] == ["file.uploaded", "file.qc_passed", "file.archived"]
     assert {o["Key"] for o in await archive_objects(stack)} == before  # no second archive copy
 
 

@@ -192,7 +192,7 @@ async def test_submit_with_the_cli(stack, dataset_id, inbox):
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (["FI-DATASET-1", str(VCF)], "not a 1+MG PID"),
+        (["FI-DATASET-1", str(VCF)], "not a 1+MG dataset id"),
         (["GDI-FI-DATASET-1", "/nonexistent/NA0.vcf.gz"], "no such file"),
         (["GDI-FI-DATASET-1", str(VCF.with_name("NA18537.vcf.gz.tbi"))], "cannot tell the format"),
         (["GDI-FI-DATASET-1", str(VCF), str(VCF), "--alias", "x"], "--alias names one file"),

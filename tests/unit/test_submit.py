@@ -212,7 +212,7 @@ def test_a_bad_dataset_id_is_refused_before_anything_else(tmp_path, dataset_id, 
     with pytest.raises(InvalidSubmission) as caught:
         check_submission(dataset_id, tmp_path / "missing.vcf.gz")
     assert caught.value.reason == reason
-    assert "PID" in caught.value.message
+    assert "1+MG dataset id" in caught.value.message
 
 
 @pytest.mark.parametrize("alias", ["", "has space", "a/b", "x" * 201, "ä"])
@@ -427,7 +427,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (["FI-DATASET-1", "{vcf}"], "is not a 1+MG PID"),
+        (["FI-DATASET-1", "{vcf}"], "is not a 1+MG dataset id"),
         ([DATASET, "{missing}"], "no such file"),
         ([DATASET, "{vcf}", "{missing}"], "no such file"),
         ([DATASET, "{txt}"], "cannot tell the format of 'notes.txt'"),
