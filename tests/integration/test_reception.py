@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -174,6 +175,10 @@ async def test_a_bad_file_fails_qc_with_reasons_and_blocks_the_release(stack, pu
     refused = cli(stack, "dataset", "release", dataset_id)
     assert refused.returncode == 5
     assert "qc_failed" in refused.stderr
+    if code == "truncated":  # a refused file keeps the accession it was given: the auditor can follow it
+        trail = cli(stack, "audit", "history", failed["accession"], "--json")
+        assert trail.returncode == 0, trail.stderr
+        assert [e["type"] for e in json.loads(trail.stdout)] == ["file.uploaded", "file.qc_failed"]
 
 
 async def test_the_same_file_uploaded_twice_is_one_file_and_one_archive_copy(stack, publisher):
