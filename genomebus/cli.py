@@ -644,7 +644,8 @@ def audit_history(subject: Annotated[str, typer.Argument(
                       "--json", help="Print the events as a JSON list (with their data) instead of a table.")]
                   = False) -> None:
     """Every event of one dataset or file, or one command and its outcome, read from the Kafka log (not from
-    projections). A file accession is resolved to its file through the log's `file.archived` event."""
+    projections). A file accession is resolved to its file through the log's `file.uploaded` or
+    `file.archived` event."""
     from genomebus.audit import trail
 
     settings = settings_for(data_dir)
