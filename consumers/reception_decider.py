@@ -232,9 +232,12 @@ async def decide_command(command: Envelope[Any], settings: Settings, pool: async
     if (recorded := await ledger.outcome(command.id)) is not None:
         return [recorded]
     await caught_up(settings, pool)
-    fact = decide(await current_state(pool, command.data.dataset_id), command.data, command.id)
-    if isinstance(fact, FileUploaded):
-        fact = fact.model_copy(update={"accession": await ledger.accession(fact.file_id, settings.node_id, pool)})
+    state = await current_state(pool, command.data.dataset_id)
+    fact = decide(state, command.data, command.id)
+    if isinstance(fact, FileUploaded):  # a file submitted again keeps the accession the log already gave it
+        known = next((f.accession for f in state.files if f.file_id == fact.file_id and f.accession), None)
+        accession = known or await ledger.accession(fact.file_id, settings.node_id, pool)
+        fact = fact.model_copy(update={"accession": accession})
     # A fact is the asker's act, decided here: it carries their id; a rejection is the decider's own word.
     actor = ACTOR if isinstance(fact, CommandRejected) else command.actor
     outcome = new_envelope(fact, source=settings.source, actor=actor, cause=command)

@@ -233,6 +233,18 @@ async def test_an_accepted_file_submission_is_published_as_file_uploaded_with_th
     assert fact.data.accession == "GDI-FI-FILE-00000001"  # the node's first, eight digits wide
 
 
+async def test_a_file_submitted_again_keeps_the_accession_the_log_gave_it(
+        monkeypatch: pytest.MonkeyPatch, settings: Settings, ledger: FakeLedger, pool: FakePool) -> None:
+    data = submit()
+    earlier = FileFacts(data.file_id, data.filename, "qc_failed", "GDI-FI-FILE-00000042", ("object_missing",))
+    ReadModels(monkeypatch, DatasetState(DATASET, "registered", (earlier,)))
+
+    [(_, fact)] = await send(build(settings, ledger, pool), command(data, actor="node-system-1"))
+
+    assert fact.type == "file.uploaded" and fact.data.accession == "GDI-FI-FILE-00000042"
+    assert getattr(ledger, "numbers", {}) == {}  # no new number handed out
+
+
 @pytest.mark.parametrize(("data", "state", "fact_type"), [
     (DatasetUpdateRequested(dataset_id=DATASET, title="New title", data_use=("DUO:0000007",)), "released",
      "dataset.updated"),
