@@ -103,11 +103,29 @@ async def wait_for_outcome(settings: Settings, command_id: UUID, *, timeout: flo
             delay = min(delay * 2, 0.25)
 
 
+_RETRIED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError, httpx.PoolTimeout)
+"""Faults of one attempt, not of the gateway: a kept-alive connection the server closed as it was reused,
+a refused connection while it restarts. A read-only GET is simply tried again."""
+
+
+async def gateway_get(client: httpx.AsyncClient, path: str, *, attempts: int = 4) -> httpx.Response:
+    """``GET path`` from the gateway, tried again after a connection fault; ``GatewayUnavailable`` in the end."""
+    for attempt in range(attempts):
+        try:
+            return await client.get(path)
+        except _RETRIED as exc:
+            if attempt == attempts - 1:
+                raise GatewayUnavailable(f"the gateway at {client.base_url} does not answer "
+                                         f"({type(exc).__name__})") from exc
+            await asyncio.sleep(0.05 * 2 ** attempt)
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(f"the gateway at {client.base_url} does not answer "
+                                     f"({type(exc).__name__})") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def _command_status(client: httpx.AsyncClient, command_id: UUID) -> dict[str, Any] | None:
-    try:
-        response = await client.get(f"/commands/{command_id}")
-    except httpx.TransportError as exc:
-        raise GatewayUnavailable(f"the gateway at {client.base_url} does not answer ({type(exc).__name__})") from exc
+    response = await gateway_get(client, f"/commands/{command_id}")
     if response.status_code == 404:
         return None  # not projected yet
     if response.status_code != 200:

@@ -44,7 +44,13 @@ from botocore.exceptions import ClientError
 from genomebus.infra import s3 as object_store
 from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
-from genomebus.producers.commands import CommandOutcome, GatewayUnavailable, gateway_client, send_command
+from genomebus.producers.commands import (
+    CommandOutcome,
+    GatewayUnavailable,
+    gateway_client,
+    gateway_get,
+    send_command,
+)
 from genomebus.schemas.base import PID_PATTERN
 from genomebus.schemas.reception import FileFormat, FileSubmitRequested
 
@@ -257,14 +263,10 @@ async def archived_accession(settings: Settings, file_id: UUID, *,
 
 
 async def _gateway_get(settings: Settings, path: str, http: httpx.AsyncClient | None) -> httpx.Response:
-    try:
-        if http is not None:
-            return await http.get(path)
-        async with gateway_client(settings) as client:
-            return await client.get(path)
-    except httpx.TransportError as exc:
-        raise GatewayUnavailable(f"the gateway at {settings.gateway_url} does not answer "
-                                 f"({type(exc).__name__})") from exc
+    if http is not None:
+        return await gateway_get(http, path)
+    async with gateway_client(settings) as client:
+        return await gateway_get(client, path)
 
 
 # -- the upload ---------------------------------------------------------------------------------
