@@ -76,7 +76,9 @@ async def on_uploaded(event: Envelope[FileUploaded], settings: WorkerSettings, r
     """Check the uploaded object and publish the verdict (nothing if it was decided and archived already)."""
     upload = event.data
     refusal = dataset_refusal(upload.dataset_id, await _dataset_state(pool, settings, upload.dataset_id, record))
-    if refusal is not None:
+    # A redelivered upload of a file decided long ago (archived, then its dataset released) is no new file:
+    # it must not turn into a contradicting verdict. It goes on below and ends as "already decided".
+    if refusal is not None and await files.file_state(pool, upload.file_id) not in files.QC_DECIDED:
         return [_envelope(settings, event, _failed(upload, (refusal,)))]
     with tempfile.TemporaryDirectory(prefix="qc-", dir=_scratch_dir(settings)) as scratch:
         local = Path(scratch) / _local_name(upload.filename)

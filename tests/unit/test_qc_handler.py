@@ -267,3 +267,11 @@ def test_only_a_registered_dataset_takes_files() -> None:
     assert dataset_refusal("GDI-FI-DATASET-1", None).code == "unknown_dataset"  # type: ignore[union-attr]
     assert dataset_refusal("GDI-FI-DATASET-1", "withdrawn").code == "dataset_withdrawn"  # type: ignore[union-attr]
     assert dataset_refusal("GDI-FI-DATASET-1", "released").code == "dataset_released"  # type: ignore[union-attr]
+
+
+async def test_a_redelivered_upload_of_an_archived_file_in_a_released_dataset_publishes_nothing(
+        settings: Settings, s3: FakeS3) -> None:
+    event = uploaded(s3, VCF.read_bytes(), stored=False)  # the archive removed the inbox copy long ago
+    pool = ReadModels(dataset_state="released", file_states={event.data.file_id: "archived"})
+
+    assert await handle_uploaded(event, settings, s3, pool) == []  # not a contradicting dataset_released
