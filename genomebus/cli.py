@@ -836,10 +836,10 @@ def _describe(command: Any, metadata: Path | None, **fields: Any) -> Any:
 
 def _check_input(command: Any, **fields: Any) -> None:
     """Refuse invalid input before the node is contacted (also when there is no node)."""
-    from genomebus.producers.datasets import InvalidDataset, describe_dataset
+    from genomebus.producers.datasets import InvalidDataset, build_command
 
     try:
-        describe_dataset(command=command, **fields)
+        build_command(command, **fields)
     except InvalidDataset as exc:
         raise _invalid(exc.errors) from exc
 

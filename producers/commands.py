@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +25,7 @@ from genomebus.infra.kafka import Published, Publisher
 from genomebus.infra.settings import Settings
 from genomebus.schemas.base import EventModel
 from genomebus.schemas.envelope import new_envelope
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    message: str
+from genomebus.schemas.reception import Reason
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ async def send_command(settings: Settings, command: EventModel, *, actor: str, t
         async with Publisher(settings) as own:
             published = await own.publish(envelope)
     outcome = await wait_for_outcome(settings, envelope.id, timeout=timeout, http=http)
-    return CommandOutcome(**{**outcome.__dict__, "published": published})
+    return dataclasses.replace(outcome, published=published)
 
 
 def gateway_client(settings: Settings) -> httpx.AsyncClient:
@@ -96,7 +92,7 @@ async def wait_for_outcome(settings: Settings, command_id: UUID, *, timeout: flo
                 return CommandOutcome(
                     command_id=command_id, command_type=body.get("type") or "", status=body["status"],
                     outcome_type=body.get("outcome_type"), state=body.get("state"),
-                    reasons=tuple(Reason(r["code"], r["message"]) for r in body.get("reasons") or ()))
+                    reasons=tuple(Reason.model_validate(r) for r in body.get("reasons") or ()))
             if time.monotonic() > deadline:
                 raise NoOutcomeYet(command_id, limit)
             await asyncio.sleep(delay)

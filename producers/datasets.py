@@ -60,8 +60,13 @@ def _plain(error: Any) -> str:
 def describe_dataset(*, command: type[DescribeCommand] = DatasetRegisterRequested, **fields: object
                      ) -> DescribeCommand:
     """Build the register (or update) command, or raise ``InvalidDataset`` naming each bad field."""
+    return build_command(command, **fields)
+
+
+def build_command(command: type[Any], **fields: object) -> Any:
+    """Any dataset command from its fields, or ``InvalidDataset`` naming each bad field."""
     try:
-        return command(**fields)  # type: ignore[arg-type]
+        return command(**fields)
     except ValidationError as exc:
         raise InvalidDataset(field_errors(exc)) from exc
 
@@ -75,19 +80,13 @@ async def register_dataset(settings: Settings, dataset: DescribeCommand, *, acto
 async def release_dataset(settings: Settings, dataset_id: str, *, actor: str,
                           publisher: Publisher | None = None, timeout: float | None = None) -> CommandOutcome:
     """Ask for the release; rejected (with each file that is not archived) unless every file is archived."""
-    command = _build(DatasetReleaseRequested, dataset_id=dataset_id)
+    command = build_command(DatasetReleaseRequested, dataset_id=dataset_id)
     return await send_command(settings, command, actor=actor, publisher=publisher, timeout=timeout)
 
 
 async def withdraw_dataset(settings: Settings, dataset_id: str, *, reason: str, actor: str,
                            publisher: Publisher | None = None, timeout: float | None = None) -> CommandOutcome:
     """Ask for the withdrawal: the gateway stops serving the dataset; its events stay."""
-    command = _build(DatasetWithdrawRequested, dataset_id=dataset_id, reason=reason)
+    command = build_command(DatasetWithdrawRequested, dataset_id=dataset_id, reason=reason)
     return await send_command(settings, command, actor=actor, publisher=publisher, timeout=timeout)
 
-
-def _build(command: type[Any], **fields: object) -> Any:
-    try:
-        return command(**fields)
-    except ValidationError as exc:
-        raise InvalidDataset(field_errors(exc)) from exc

@@ -19,7 +19,8 @@ from genomebus.audit import Trail
 from genomebus.cli import EXIT_CODE_MEANINGS, ExitCode, app, main
 from genomebus.consumers import WORKER_MODULES
 from genomebus.infra.readmodels import READ_MODELS
-from genomebus.producers.commands import CommandOutcome, Reason
+from genomebus.producers.commands import CommandOutcome
+from genomebus.schemas.reception import Reason
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 LONG = "x" * 150  # wider than any terminal a captured run pretends to have
@@ -290,7 +291,7 @@ def test_piped_dataset_list_is_not_cut(runner, running_node, monkeypatch):
 
 
 def test_a_refusal_shows_every_reason_whole_and_exits_5(runner, running_node, monkeypatch):
-    reasons = (Reason("files_not_archived", f"file {LONG} is not archived"),)
+    reasons = (Reason(code="files_not_archived", message=f"file {LONG} is not archived"),)
 
     async def refused(settings: Any, dataset_id: str, *, actor: str) -> CommandOutcome:
         return CommandOutcome(uuid4(), "dataset.release_requested", "rejected", "reception.command_rejected",
