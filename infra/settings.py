@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_FILE = "stack.json"
@@ -41,6 +41,29 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+DEV_ISSUER = "urn:genomebus:dev-issuer"
+"""The local profile's development login issuer (`genomebus token issue`); production refuses it."""
+DEV_CENTRAL_ISSUER = "urn:genomebus:dev-central"
+"""The local profile's stand-in for a central access service that issues visas; production refuses it."""
+
+
+class TrustedIssuer(BaseModel):
+    """An issuer whose tokens the node accepts: logins (bearer tokens), visas, or passports (a broker)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(min_length=1, description="The `iss` its tokens carry, compared exactly")
+    kinds: tuple[Literal["login", "visa", "passport"], ...] = Field(("login",), min_length=1)
+    jwks_uri: str | None = Field(None, description="Where its public keys are (https in production)")
+    jwks_file: Path | None = Field(None, description="Its public keys as a JWKS file, instead of a URL")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrustedIssuer:
+        if (self.jwks_uri is None) == (self.jwks_file is None):
+            raise ValueError(f"trusted issuer {self.issuer}: give exactly one of jwks_uri and jwks_file")
+        return self
 
 
 class Settings(BaseSettings):
@@ -87,6 +110,25 @@ class Settings(BaseSettings):
     gateway_port: int | None = None
     gateway_public_url: str | None = None
 
+    auth_audience: str = Field("genomebus", min_length=1, description="The `aud` every login token must carry")
+    trusted_issuers: tuple[TrustedIssuer, ...] = Field(
+        (), description="Issuers of logins, visas and passports the node accepts (JSON list); the local profile "
+                        "adds its development issuers")
+    auth_roles_claim: str = Field(
+        "genomebus_roles", description="The claim listing a caller's roles: researcher, auditor, operator, "
+                                       "steward:<node id>, dac_member:<DAC id>")
+    auth_clock_skew_s: int = Field(60, ge=0, le=300, description="Tolerance on exp, nbf and iat")
+    auth_max_token_bytes: int = Field(16384, ge=1024, le=262144, description="Longer tokens are refused unread")
+    jwks_cache_ttl_s: float = Field(300.0, gt=0, description="How long fetched issuer keys are trusted")
+    jwks_min_refresh_interval_s: float = Field(
+        30.0, ge=0, description="An unknown `kid` refetches an issuer's keys at most this often")
+    visa_keys_dir: Path | None = Field(
+        None, description="The node's visa signing keys (JWK files); local default <data_dir>/keys/visa")
+    visa_ttl_max_s: int = Field(86400, ge=60, description="A visa lives at most this long, and never past its grant")
+    grant_max_days: int = Field(3 * 365, ge=1, description="The longest a DAC may approve a grant for")
+    trusted_services: tuple[str, ...] = Field(
+        (), description="Login subjects of services allowed to read any user's visas at /permissions/{user}")
+
     otel_exporter: Literal["none", "console", "otlp"] = "none"
 
     consumer_retry_initial_s: float = Field(0.2, gt=0)
@@ -130,6 +172,14 @@ class Settings(BaseSettings):
             raise SettingsError("production profile refuses a loopback database host")
         if db.password is not None and unquote(db.password).lower() in PLACEHOLDER_SECRETS:
             raise SettingsError("production profile refuses a placeholder database password")
+        dev = [i.issuer for i in self.trusted_issuers if i.issuer in (DEV_ISSUER, DEV_CENTRAL_ISSUER)]
+        if dev:
+            raise SettingsError(f"production profile refuses the development issuers: {', '.join(dev)}")
+        plain = [i.issuer for i in self.trusted_issuers if i.jwks_uri and not i.jwks_uri.startswith("https://")]
+        if plain:
+            raise SettingsError(f"production profile needs https JWKS URLs; not for: {', '.join(plain)}")
+        if self.visa_keys_dir is None:
+            raise SettingsError("production profile needs visa_keys_dir (the node's visa signing keys)")
         if self.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
             raise SettingsError("production profile refuses Kafka without TLS; set kafka_security_protocol to "
                                 "SSL or SASL_SSL")
@@ -195,6 +245,29 @@ class Settings(BaseSettings):
         if self.gateway_port:
             return f"http://{self.gateway_host}:{self.gateway_port}"
         return self._from_stack("gateway", "url")
+
+    @property
+    def visa_keys_path(self) -> Path:
+        return self.visa_keys_dir or self.data_dir / "keys" / "visa"
+
+    @property
+    def dev_issuer_keys_path(self) -> Path:
+        """The development issuers' private keys (local profile only): ``<data_dir>/keys/dev-issuers``."""
+        return self.data_dir / "keys" / "dev-issuers"
+
+    def issuers(self) -> tuple[TrustedIssuer, ...]:
+        """The issuers trusted: the configured ones and, in the local profile, the development issuers."""
+        if self.profile != "local":
+            return self.trusted_issuers
+        dev = self.dev_issuer_keys_path
+        return self.trusted_issuers + (
+            TrustedIssuer(issuer=DEV_ISSUER, kinds=("login",), jwks_file=dev / "dev-issuer.jwks.json"),
+            TrustedIssuer(issuer=DEV_CENTRAL_ISSUER, kinds=("visa",), jwks_file=dev / "dev-central.jwks.json"),
+        )
+
+    def dataset_url(self, dataset_id: str) -> str:
+        """A dataset's URL: the ``value`` of the visas that grant it."""
+        return f"{self.gateway_url}/datasets/{dataset_id}"
 
     @property
     def source(self) -> str:

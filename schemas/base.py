@@ -16,4 +16,6 @@ class EventModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: ClassVar[int] = 1
+    subject_field: ClassVar[str | None] = None
+    """The field naming the aggregate (the Kafka key); default: the first ``*_id`` field."""
     context: ClassVar[str]

@@ -95,7 +95,9 @@ def new_envelope(
 
 
 def default_subject(data: EventModel) -> str:
-    """The aggregate id an event is about, named by its model's first ``*_id`` field."""
+    """The aggregate id an event is about: its ``subject_field``, else its model's first ``*_id`` field."""
+    if type(data).subject_field:
+        return str(getattr(data, type(data).subject_field))
     for name in type(data).model_fields:
         if name.endswith("_id"):
             return str(getattr(data, name))

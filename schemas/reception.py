@@ -8,9 +8,11 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from genomebus.schemas.base import PID_PATTERN, EventModel
+from genomebus.schemas.duo import DataUseParameters
 
 DatasetId = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-DATASET-001"])]
 Accession = Annotated[str, Field(pattern=PID_PATTERN, examples=["GDI-FI-FILE-00000042"])]
+DacId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", examples=["FI-DAC-1"])]
 DuoCode = Annotated[str, Field(pattern=r"^DUO:[0-9]{7}$", examples=["DUO:0000042"])]
 OntologyId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*:[A-Za-z0-9_.-]+$", examples=["HP:0001250"])]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -49,6 +51,9 @@ class DatasetDescription(_Value):
     title: Annotated[str, Field(min_length=1, max_length=500)]
     description: str = ""
     data_use: Annotated[tuple[DuoCode, ...], Field(min_length=1, description="DUO terms: the permitted uses")]
+    data_use_parameters: DataUseParameters = Field(
+        DataUseParameters(), description="What some DUO modifiers need: DS's diseases, GS's countries, TS's date, ...")
+    dac_id: DacId | None = Field(None, description="The Data Access Committee that decides access to it")
     keywords: tuple[str, ...] = ()
     publisher: str | None = None
     landing_page: HttpUrl | None = None
@@ -66,6 +71,7 @@ class DatasetRegistered(DatasetDescription, EventModel):
 
     context = "reception"
     type: Literal["dataset.registered"] = "dataset.registered"
+    subject_field = "dataset_id"
     dataset_id: DatasetId
 
 
@@ -74,6 +80,7 @@ class DatasetUpdated(DatasetDescription, EventModel):
 
     context = "reception"
     type: Literal["dataset.updated"] = "dataset.updated"
+    subject_field = "dataset_id"
     dataset_id: DatasetId
 
 
@@ -180,12 +187,14 @@ class CommandRejected(EventModel):
 class DatasetRegisterRequested(DatasetDescription, EventModel):
     context = "reception.commands"
     type: Literal["dataset.register_requested"] = "dataset.register_requested"
+    subject_field = "dataset_id"
     dataset_id: DatasetId
 
 
 class DatasetUpdateRequested(DatasetDescription, EventModel):
     context = "reception.commands"
     type: Literal["dataset.update_requested"] = "dataset.update_requested"
+    subject_field = "dataset_id"
     dataset_id: DatasetId
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
+from genomebus.schemas.access import ACCESS_COMMANDS, ACCESS_FACTS
+from genomebus.schemas.audit import AUDIT_EVENTS
 from genomebus.schemas.base import EventModel
 from genomebus.schemas.reception import (
     RECEPTION_COMMANDS,
@@ -57,10 +59,13 @@ CATALOGUE: dict[str, Topic] = {
         Topic("reception.commands", "Data Reception commands: register, update, release, withdraw a dataset; "
               "submit a file. Decided by the reception decider, which publishes the facts or a rejection",
               RECEPTION_COMMANDS),
-        Topic("access", "Data Access Management: applications, DAC decisions, visas, revocations"),
+        Topic("access", "Data Access Management: applications, their DUO check, DAC decisions, vetoes, grants "
+              "revoked, expired and closed", ACCESS_FACTS),
+        Topic("access.commands", "Data Access Management commands: apply, submit, decide, veto, revoke, expire, "
+              "close. Decided by the access decider, which publishes the facts or a rejection", ACCESS_COMMANDS),
         Topic("discovery", "Data Discovery: public summaries indexed for Beacon and the catalogue"),
         Topic("processing", "Processing: tools registered, tasks and workflows run, outputs reviewed"),
-        Topic("audit", "Every controlled data access, allowed or denied"),
+        Topic("audit", "Every decision of the enforcement point: data accessed or access denied", AUDIT_EVENTS),
         Topic(DEAD_LETTER, "Messages a worker could not process: the error and the original bytes"),
     )
 }

@@ -27,6 +27,7 @@ SAFE_PRODUCTION: dict[str, Any] = {
     "gateway_public_url": "https://genomebus.node.example.se",
     "archive_secret_key_path": "/run/secrets/genomebus-archive.sec",
     "archive_public_key_path": "/etc/genomebus/archive.pub",
+    "visa_keys_dir": "/etc/genomebus/visa-keys",
 }
 
 
