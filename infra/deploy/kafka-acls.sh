@@ -5,16 +5,28 @@
 # and the S3 inbox only; only deciders and the reception workers write facts. A command is a request
 # ("dataset.release_requested"); a fact ("dataset.released") exists only once a decider or a worker
 # has checked it, so nobody outside the node's own workers can put a fact on the log.
+# Data Access Management: researchers and DAC members act through the gateway, which verifies their
+# token before it publishes their command on genomebus.access.commands (clients cannot write it); the
+# access timer adds expire commands (access.expire_requested); only the access decider writes genomebus.access. The audit topic
+# holds the decisions of the gateway's enforcement point (data.accessed, data.access_denied): only the
+# gateway writes it, and nobody may alter or delete it.
 #
 #   principal                          writes                                  reads (consumer group)
 #   User:genomebus-client              genomebus.reception.commands            -
-#   User:genomebus-gateway             every genomebus.*.commands topic        -
+#   User:genomebus-gateway             every genomebus.*.commands topic,       -
+#                                      genomebus.audit (its decisions)
 #   User:genomebus-reception-decider   genomebus.reception, .deadletter        genomebus.reception.commands
 #                                                                              (genomebus-reception-decider),
 #                                                                              genomebus.reception (end offsets)
 #   User:genomebus-qc                  genomebus.reception, .deadletter        genomebus.reception (genomebus-qc)
 #   User:genomebus-archive             genomebus.reception, .deadletter        genomebus.reception (genomebus-archive)
-#   User:genomebus-projector           genomebus.deadletter                    genomebus.reception, .reception.commands
+#   User:genomebus-access-decider      genomebus.access, .deadletter           genomebus.access.commands
+#                                                                              (genomebus-access-decider),
+#                                                                              genomebus.access, genomebus.reception
+#                                                                              (end offsets)
+#   User:genomebus-access-timer        genomebus.access.commands (expire)      - (reads PostgreSQL)
+#   User:genomebus-projector           genomebus.deadletter                    genomebus.reception, .reception.commands,
+#                                                                              .access, .access.commands
 #                                                                              (genomebus-projection-*, prefixed)
 #   User:genomebus-auditor             -                                       every topic (no group: `genomebus
 #                                                                              audit` assigns partitions), Describe
@@ -44,7 +56,7 @@
 # GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS (default of --bootstrap-server), GENOMEBUS_TOPIC_PREFIX (default
 # genomebus.), GENOMEBUS_PRINCIPAL_<ROLE> to rename a principal (e.g. mutual TLS:
 # GENOMEBUS_PRINCIPAL_QC='User:CN=genomebus-qc,O=Example'); roles CLIENT GATEWAY RECEPTION_DECIDER QC
-# ARCHIVE PROJECTOR AUDITOR.
+# ARCHIVE ACCESS_DECIDER ACCESS_TIMER PROJECTOR AUDITOR.
 set -euo pipefail
 
 usage() {
@@ -87,7 +99,7 @@ fi
 
 prefix="${GENOMEBUS_TOPIC_PREFIX:-genomebus.}"
 # The topic catalogue (genomebus.schemas.topics.CATALOGUE); tests/unit/test_deploy.py keeps them equal.
-contexts=(reception reception.commands access discovery processing audit deadletter)
+contexts=(reception reception.commands access access.commands discovery processing audit deadletter)
 command_topics=()
 for c in "${contexts[@]}"; do
     [[ "$c" == *.commands ]] && command_topics+=("$prefix$c")
@@ -131,8 +143,10 @@ group() {  # group ROLE NAME literal|prefixed: join the consumer group and commi
 # Clients: commands only (their files go to the S3 inbox, their reads to the gateway).
 writes client "${prefix}reception.commands"
 
-# The gateway publishes commands on behalf of API callers; it reads PostgreSQL, not Kafka.
-writes gateway "${command_topics[@]}"
+# The gateway publishes commands on behalf of API callers (for access commands: after verifying the
+# researcher's or DAC member's token) and is the enforcement point: it alone writes the audit topic.
+# It reads PostgreSQL, not Kafka.
+writes gateway "${command_topics[@]}" "${prefix}audit"
 
 # The reception decider turns commands into facts or rejections.
 reads reception-decider "${prefix}reception.commands" "${prefix}reception"
@@ -146,9 +160,19 @@ for role in qc archive; do
     writes "$role" "${prefix}reception" "${prefix}deadletter"
 done
 
-# The projector folds facts (and commands, for the datasets read model) into PostgreSQL; one group per
-# read model, so the prefix covers the read models to come.
-reads projector "${prefix}reception" "${prefix}reception.commands"
+# Data Access Management: the access decider turns access commands into facts or rejections; it reads
+# the end offsets of genomebus.access and genomebus.reception (a fetch) to wait for the read models.
+reads access-decider "${prefix}access.commands" "${prefix}access" "${prefix}reception"
+group access-decider genomebus-access-decider literal
+writes access-decider "${prefix}access" "${prefix}deadletter"
+
+# The access timer finds grants past their end in PostgreSQL and asks for their expiry: commands only,
+# no consumer group, no dead letters (it consumes nothing).
+writes access-timer "${prefix}access.commands"
+
+# The projector folds facts (and commands, for the datasets and access read models) into PostgreSQL;
+# one group per read model, so the prefix covers the read models to come.
+reads projector "${prefix}reception" "${prefix}reception.commands" "${prefix}access" "${prefix}access.commands"
 group projector genomebus-projection- prefixed
 writes projector "${prefix}deadletter"
 

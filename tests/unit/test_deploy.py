@@ -41,13 +41,17 @@ COMMAND_TOPICS = {t(c) for c in CATALOGUE if c.endswith(".commands")}
 # principals.md: principal -> (topics read, topics written, groups read as (name, pattern type)).
 TABLE: dict[str, tuple[set[str], set[str], set[tuple[str, str]]]] = {
     CLIENT: (set(), {t("reception.commands")}, set()),
-    GATEWAY: (set(), COMMAND_TOPICS, set()),
+    # The gateway publishes every context's commands and is the enforcement point: it writes the audit topic.
+    GATEWAY: (set(), COMMAND_TOPICS | {t("audit")}, set()),
     user("reception-decider"): ({t("reception.commands"), t("reception")}, {t("reception"), t(DEAD_LETTER)},
                                 {("genomebus-reception-decider", "literal")}),
     user("qc"): ({t("reception")}, {t("reception"), t(DEAD_LETTER)}, {("genomebus-qc", "literal")}),
     user("archive"): ({t("reception")}, {t("reception"), t(DEAD_LETTER)}, {("genomebus-archive", "literal")}),
-    user("projector"): ({t("reception"), t("reception.commands")}, {t(DEAD_LETTER)},
-                        {("genomebus-projection-", "prefixed")}),
+    user("access-decider"): ({t("access.commands"), t("access"), t("reception")}, {t("access"), t(DEAD_LETTER)},
+                             {("genomebus-access-decider", "literal")}),
+    user("access-timer"): (set(), {t("access.commands")}, set()),
+    user("projector"): ({t("reception"), t("reception.commands"), t("access"), t("access.commands")},
+                        {t(DEAD_LETTER)}, {("genomebus-projection-", "prefixed")}),
     AUDITOR: ({t(c) for c in CATALOGUE}, set(), set()),
 }
 
@@ -156,8 +160,18 @@ def test_no_client_principal_writes_facts(grants: list[Grant]) -> None:
     for client in (CLIENT, GATEWAY, AUDITOR):
         assert client not in principals_with(grants, "Write", "topic", t("reception")), client
         for context in CATALOGUE:
-            if not context.endswith(".commands"):
+            if not context.endswith(".commands") and (client, context) != (GATEWAY, "audit"):
                 assert client not in principals_with(grants, "Write", "topic", t(context)), (client, context)
+
+
+def test_access_commands_go_through_the_gateway_and_only_it_writes_the_audit(grants: list[Grant]) -> None:
+    # Researchers and DAC members act through the gateway, which verifies their token first.
+    assert principals_with(grants, "Write", "topic", t("access.commands")) == {GATEWAY, user("access-timer")}
+    assert principals_with(grants, "Write", "topic", t("access")) == {user("access-decider")}
+    assert principals_with(grants, "Write", "topic", t("audit")) == {GATEWAY}
+    # The enforcement point's decisions are written, never read back, altered or deleted by the gateway.
+    assert GATEWAY not in principals_with(grants, "Read", "topic", t("audit"))
+    assert principals_with(grants, "Read", "topic", t("audit")) == {AUDITOR}
 
 
 def test_grants_are_exactly_the_table(grants: list[Grant]) -> None:
@@ -181,9 +195,11 @@ def test_grants_cover_what_the_workers_code_consumes_and_produces(grants: list[G
         who = user(name)
         for topic in worker._subscribers:
             assert who in principals_with(grants, "Read", "topic", topic), (name, topic)
-        for topic in {p.topic for p in worker.outputs} | {worker.dead_letters.topic}:
+        for topic in {p.topic for p in worker.outputs}:
             assert who in principals_with(grants, "Write", "topic", topic), (name, topic)
-        assert who in principals_with(grants, "Read", "group", worker.group_id), (name, worker.group_id)
+        if worker._subscribers:  # a worker that consumes nothing (a timer) joins no group and dead-letters nothing
+            assert who in principals_with(grants, "Write", "topic", worker.dead_letters.topic), name
+            assert who in principals_with(grants, "Read", "group", worker.group_id), (name, worker.group_id)
     # The projector keeps its own aiokafka loop: a group per read model, on the read model's topics.
     assert "projector" not in built
     for model in READ_MODELS.values():
@@ -247,3 +263,16 @@ def test_env_example_names_every_setting() -> None:
     missing = [name for name in Settings.model_fields
                if name not in not_in_file and f"GENOMEBUS_{name.upper()}" not in text]
     assert not missing, missing
+
+
+def test_compose_mounts_the_visa_keys_in_the_gateway_only(compose: dict) -> None:
+    services = compose["services"]
+    target = services["gateway"]["environment"]["GENOMEBUS_VISA_KEYS_DIR"]
+    assert f"./secrets/visa:{target}:ro" in services["gateway"]["volumes"]
+    assert "${GENOMEBUS_TRUSTED_ISSUERS:?" in services["gateway"]["environment"]["GENOMEBUS_TRUSTED_ISSUERS"]
+    elsewhere = [name for name, service in services.items() if name != "gateway"
+                 and any("secrets/visa" in str(volume) for volume in service.get("volumes") or [])]
+    assert not elsewhere, "the visa signing keys are the gateway's secret"
+    # Every process needs the path (the production profile refuses to start without it), not the keys.
+    assert re.search(rf"^GENOMEBUS_VISA_KEYS_DIR={re.escape(target)}$",
+                     (DEPLOY / "genomebus.env.example").read_text(), re.M)
