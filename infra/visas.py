@@ -81,7 +81,7 @@ class _StoredKey:
 class VisaKeys:
     """The node's visa signing keys: the newest signs; the newest two are served and verify."""
 
-    def __init__(self, path: Path, stored: Sequence[_StoredKey], stamp: int) -> None:
+    def __init__(self, path: Path, stored: Sequence[_StoredKey], stamp: frozenset[str]) -> None:
         self.path = path
         self._set(stored, stamp)
 
@@ -109,13 +109,13 @@ class VisaKeys:
         """``{"keys": [...]}``: public parts of the current and the previous key, with kid, alg and use."""
         return {"keys": [key.as_dict(private=False) for key in self.verification_keys()]}
 
-    def _set(self, stored: Sequence[_StoredKey], stamp: int) -> None:
+    def _set(self, stored: Sequence[_StoredKey], stamp: frozenset[str]) -> None:
         self._stored = list(stored)
         self._served = tuple(s.key for s in self._stored[:SERVED_KEYS])
         self._stamp = stamp
 
     def _follow_rotation(self) -> None:
-        # A rotation by another process renames files in the directory, which changes its mtime.
+        # Another process (``genomebus keys rotate``, a second gateway) may have rotated the keys.
         stamp = _stamp(self.path)
         if stamp == self._stamp:
             return
@@ -178,11 +178,15 @@ def _read_keys(path: Path) -> list[_StoredKey]:
     return sorted(stored, key=lambda s: s.created_at, reverse=True)
 
 
-def _stamp(path: Path) -> int:
+def _stamp(path: Path) -> frozenset[str]:
+    """The key files' names: every key has its own (``<kid>.jwk``), so a rotation always changes them.
+
+    Cheaper than reading the keys, and unlike the directory's mtime (coarse on Linux) never misses a change.
+    """
     try:
-        return path.stat().st_mtime_ns
+        return frozenset(name for name in os.listdir(path) if name.endswith(KEY_SUFFIX))
     except OSError:
-        return -1
+        return frozenset()
 
 
 # -- issuing ------------------------------------------------------------------------------------------
