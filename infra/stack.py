@@ -31,6 +31,7 @@ from typing import Any
 
 from genomebus.infra.keys import ensure_archive_keys
 from genomebus.infra.settings import STATE_FILE, Settings
+from genomebus.infra.visas import ensure_dev_issuers, ensure_visa_keys
 
 UNPRIVILEGED_USER = "nobody"
 POSTGRES_USER = "genomebus"
@@ -460,6 +461,8 @@ class Supervisor:
         previous = read_state(self.data_dir)
         creds = load_secrets(self.data_dir)
         creds = ensure_archive_keys(self.data_dir, creds)
+        ensure_visa_keys(self.settings_for_children().visa_keys_path)
+        ensure_dev_issuers(self.settings_for_children())
         ports = self.choose_ports(previous)
         self.record(ports, creds, "starting")
 
