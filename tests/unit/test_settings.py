@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from genomebus.infra.settings import STATE_FILE, Settings, SettingsError
+from genomebus.infra.settings import DEV_CENTRAL_ISSUER, DEV_ISSUER, STATE_FILE, Settings, SettingsError
 
 SAFE_PRODUCTION: dict[str, Any] = {
     "profile": "production",
@@ -119,6 +119,35 @@ def test_kafka_client_options_carry_tls_and_sasl() -> None:
 def test_production_refuses_a_public_url_that_is_not_https(url: str) -> None:
     with pytest.raises(ValueError, match="https gateway_public_url"):
         production(gateway_public_url=url)
+
+
+@pytest.mark.parametrize("issuer", [DEV_ISSUER, DEV_CENTRAL_ISSUER])
+def test_production_refuses_the_development_issuers(issuer: str) -> None:
+    trusted = [{"issuer": issuer, "kinds": ["login", "visa"], "jwks_uri": "https://issuer.example.org/jwks"}]
+
+    with pytest.raises(ValueError, match=f"refuses the development issuers: {issuer}"):
+        production(trusted_issuers=trusted)
+
+
+def test_production_trusts_no_development_issuer_of_its_own() -> None:
+    trusted = [{"issuer": "https://login.example.se", "jwks_uri": "https://login.example.se/jwks"}]
+
+    assert [i.issuer for i in production(trusted_issuers=trusted).issuers()] == ["https://login.example.se"]
+
+
+@pytest.mark.parametrize("uri", ["http://login.example.se/jwks", "login.example.se/jwks"])
+def test_production_refuses_a_jwks_url_that_is_not_https(uri: str) -> None:
+    trusted = [{"issuer": "https://login.example.se", "jwks_uri": uri}]
+
+    with pytest.raises(ValueError, match="https JWKS URLs; not for: https://login.example.se"):
+        production(trusted_issuers=trusted)
+
+
+def test_production_needs_the_visa_keys_dir() -> None:
+    config = {k: v for k, v in SAFE_PRODUCTION.items() if k != "visa_keys_dir"}
+
+    with pytest.raises(ValueError, match="needs visa_keys_dir"):
+        Settings(**config, data_dir=Path("/nonexistent"))
 
 
 def test_production_reads_nothing_from_a_local_stack_state(tmp_path: Path) -> None:
