@@ -197,6 +197,8 @@ class _KeyIndex:
 
     def find(self, kid: str | None, alg: str) -> Key | None:
         """The key for a token's kid and alg; without kid, the only key fitting alg; else None."""
+        if kid is not None and kid not in self._by_kid:
+            return None  # not remembered: kids are the caller's to invent, this memory is not theirs to fill
         memo = (kid, alg)
         if memo not in self._chosen:
             candidates = [k for _, k in self.keys] if kid is None else self._by_kid.get(kid, [])
@@ -306,7 +308,7 @@ class _UrlKeys(_KeySource):
 
     async def _download(self) -> bytes:
         http = self._verifier.http
-        async with http.stream("GET", self.jku, timeout=JWKS_FETCH_TIMEOUT_S,  # type: ignore[arg-type]
+        async with http.stream("GET", self.jku, timeout=JWKS_FETCH_TIMEOUT_S,
                                headers={"Accept": "application/jwk-set+json, application/json"}) as response:
             if response.status_code != 200:
                 raise _Unavailable(f"HTTP {response.status_code}")
@@ -500,7 +502,7 @@ class Verifier:
                 if newer is not None:
                     index, key = newer, newer.find(kid, alg)
         except _Unavailable:
-            raise CredentialError("keys_unavailable", "the issuer's keys cannot be had right now") from None
+            raise CredentialError("keys_unavailable", "the issuer's keys cannot be fetched right now") from None
         if key is not None:
             return key
         if kid is not None and index.knows(kid):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, RSAKey
 
 from genomebus.infra.settings import DEV_CENTRAL_ISSUER, DEV_ISSUER, Settings
@@ -170,7 +171,7 @@ def _read_keys(path: Path) -> list[_StoredKey]:
             content = json.loads(file.read_bytes())
             key = JWKRegistry.import_key(content["jwk"])
             created_at = datetime.fromisoformat(content["created_at"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, JoseError) as exc:
             raise VisaKeyError(f"{file} is not a visa key file ({type(exc).__name__})") from None
         if not key.is_private or key.kid is None or key.alg is None:
             raise VisaKeyError(f"{file} must hold a private JWK with kid and alg")
