@@ -10,10 +10,14 @@ from fastapi_offline import FastAPIOffline
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from genomebus.gateway import problems
-from genomebus.gateway.routers import commands, datasets, service_info
+from genomebus.gateway.enforcement import Enforcer
+from genomebus.gateway.routers import access, commands, datasets, passports, records, service_info
 from genomebus.infra import db, telemetry
+from genomebus.infra.identity import Verifier
+from genomebus.infra.kafka import Publisher
 from genomebus.infra.readmodels import missing_schemas
 from genomebus.infra.settings import Settings
+from genomebus.infra.visas import VisaKeys
 
 
 class ReadModelsMissing(RuntimeError):
@@ -34,16 +38,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         telemetry.setup(settings, "gateway")
         app.state.settings = settings
-        app.state.pool = await db.connect(settings, max_size=20)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            app.state.pool = await db.connect(settings, max_size=20)
+            stack.push_async_callback(app.state.pool.close)
             await check_read_models(app.state.pool)
-        except BaseException:
-            await app.state.pool.close()
-            raise
-        try:
+            # The gateway changes nothing itself: it publishes commands, and audit events before answering.
+            app.state.publisher = await stack.enter_async_context(Publisher(settings))
+            app.state.visa_keys = VisaKeys.load(settings.visa_keys_path)
+            app.state.verifier = Verifier(settings, own_keys=app.state.visa_keys)
+            stack.push_async_callback(app.state.verifier.aclose)
+            app.state.enforcer = Enforcer(settings, app.state.verifier, app.state.pool, app.state.publisher)
             yield
-        finally:
-            await app.state.pool.close()
 
     app = FastAPIOffline(  # Swagger UI and ReDoc from the package, not a CDN: nodes may have no internet
         title="genomebus gateway",
@@ -55,6 +60,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(service_info.router)
     app.include_router(datasets.router)
     app.include_router(commands.router)
+    app.include_router(records.router)
+    app.include_router(access.router)
+    app.include_router(passports.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app
 

@@ -7,7 +7,11 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from genomebus.gateway.enforcement import Enforcer
+from genomebus.infra.identity import Principal
+from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
+from genomebus.infra.visas import VisaKeys
 
 
 def _settings(request: Request) -> Settings:
@@ -18,5 +22,26 @@ def _pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
+def _publisher(request: Request) -> Publisher:
+    return request.app.state.publisher
+
+
+def _enforcer(request: Request) -> Enforcer:
+    return request.app.state.enforcer
+
+
+def _visa_keys(request: Request) -> VisaKeys:
+    return request.app.state.visa_keys
+
+
+async def _principal(request: Request) -> Principal:
+    """The verified caller: 401 (with ``WWW-Authenticate``) without a valid bearer token."""
+    return await request.app.state.enforcer.principal(request)
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
+PublisherDep = Annotated[Publisher, Depends(_publisher)]
+EnforcerDep = Annotated[Enforcer, Depends(_enforcer)]
+VisaKeysDep = Annotated[VisaKeys, Depends(_visa_keys)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]

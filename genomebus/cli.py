@@ -800,6 +800,7 @@ def file_show(
 
 DatasetOption = Annotated[str | None, typer.Option("--id", help="1+MG PID, e.g. GDI-FI-DATASET-001")]
 TitleOption = Annotated[str | None, typer.Option(help="Human-readable title")]
+DacOption = Annotated[str | None, typer.Option("--dac", help="The Data Access Committee deciding access, e.g. FI-DAC-1")]
 DuoOption = Annotated[list[str] | None, typer.Option("--duo", help="DUO data-use term, e.g. DUO:0000042 (repeatable)")]
 DescriptionOption = Annotated[str | None, typer.Option(help="Free-text description")]
 KeywordOption = Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable)")]
@@ -864,7 +865,7 @@ def _decided(settings: Settings, ask: Callable[[], Coroutine[Any, Any, Any]], wh
 
 @dataset_app.command("register")
 def dataset_register(
-    dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None,
+    dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None, dac: DacOption = None,
     description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
     metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
@@ -873,12 +874,12 @@ def dataset_register(
 
     _send_description(DatasetRegisterRequested, "register", data_dir, actor, metadata, dataset_id=dataset_id,
                       title=title, data_use=tuple(duo) if duo else None, description=description,
-                      keywords=tuple(keyword) if keyword else None, publisher=publisher)
+                      keywords=tuple(keyword) if keyword else None, publisher=publisher, dac_id=dac)
 
 
 @dataset_app.command("update")
 def dataset_update(
-    dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None,
+    dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None, dac: DacOption = None,
     description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
     metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
@@ -887,7 +888,7 @@ def dataset_update(
 
     _send_description(DatasetUpdateRequested, "update", data_dir, actor, metadata, dataset_id=dataset_id,
                       title=title, data_use=tuple(duo) if duo else None, description=description,
-                      keywords=tuple(keyword) if keyword else None, publisher=publisher)
+                      keywords=tuple(keyword) if keyword else None, publisher=publisher, dac_id=dac)
 
 
 def _send_description(command: Any, verb: str, data_dir: Path, actor: str | None, metadata: Path | None,
@@ -1049,6 +1050,14 @@ def demo(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
     code = run_demo(settings_for(data_dir), out())
     raise typer.Exit(code)
+
+
+# The access commands live in their own module, which uses the helpers above.
+from genomebus.cli_access import access_app, keys_app, token_app  # noqa: E402
+
+app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
+app.add_typer(access_app, name="access")
 
 
 def main() -> NoReturn:
