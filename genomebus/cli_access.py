@@ -47,6 +47,7 @@ Token = Annotated[str, typer.Option("--token", envvar="GENOMEBUS_TOKEN", show_en
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="The dataset id")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why, in words (recorded on the log)")]
 AppArg = Annotated[str, typer.Argument(help="The application id")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
 
 
 def duration(text: str) -> int:
@@ -142,10 +143,10 @@ def access_apply(
     collaborate: Annotated[bool, typer.Option("--will-collaborate", help="Will collaborate with the study")] = False,
     return_results: Annotated[bool, typer.Option("--will-return-results",
                                                  help="Will return derived data to the resource")] = False,
-    institution: Annotated[str | None, typer.Option("--institution")] = None,
+    institution: Annotated[str | None, typer.Option("--institution", help="Your institution (for IS)")] = None,
     project: Annotated[str | None, typer.Option("--project", help="The project's id")] = None,
     collaborator: Annotated[list[str] | None, typer.Option("--collaborator", help="A collaborator's user id")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the application as JSON")] = False,
+    as_json: JsonOpt = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Open an application (a draft) for released datasets; then `genomebus access submit`."""
@@ -163,7 +164,7 @@ def access_apply(
 
 @access_app.command("submit")
 def access_submit(token: Token, application: AppArg,
-                  as_json: Annotated[bool, typer.Option("--json")] = False,
+                  as_json: JsonOpt = False,
                   data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Submit a draft (or resubmit after a return): its research use is checked against each dataset's DUO terms."""
     app = _access(data_dir, token, lambda c: c.submit(application), f"submit {application}")
@@ -177,7 +178,7 @@ def access_decide(
     grant_for: Annotated[str | None, typer.Option("--for", help="Approve for this long: 90d, 365d")] = None,
     expires: Annotated[str | None, typer.Option("--expires", help="Approve until this date (YYYY-MM-DD)")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (needed to reject or return)")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Decide one dataset of an application as a member of its DAC."""
@@ -226,7 +227,7 @@ def access_revoke(token: Token, application: AppArg, dataset: DatasetOpt, reason
 
 @access_app.command("close")
 def access_close(token: Token, application: AppArg,
-                 reason: Annotated[str | None, typer.Option("--reason")] = None,
+                 reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded on the log)")] = None,
                  data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Close an application (the applicant or a steward); its active grants end."""
     app = _access(data_dir, token, lambda c: c.close(application, reason), f"close {application}")
@@ -234,8 +235,8 @@ def access_close(token: Token, application: AppArg,
 
 
 @access_app.command("list")
-def access_list(token: Token, as_json: Annotated[bool, typer.Option("--json")] = False,
-                limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+def access_list(token: Token, as_json: JsonOpt = False,
+                limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 100,
                 data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """The applications you may see (yours; your DACs'; all for a steward or auditor)."""
     page = _access(data_dir, token, lambda c: c.applications(limit=limit), "list applications")
@@ -250,7 +251,7 @@ def access_list(token: Token, as_json: Annotated[bool, typer.Option("--json")] =
 
 
 @access_app.command("show")
-def access_show(token: Token, application: AppArg, as_json: Annotated[bool, typer.Option("--json")] = False,
+def access_show(token: Token, application: AppArg, as_json: JsonOpt = False,
                 data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """One application: each dataset's state and DUO verdict, and its history."""
     app = _access(data_dir, token, lambda c: c.application(application), f"show {application}")
@@ -261,7 +262,7 @@ def access_show(token: Token, application: AppArg, as_json: Annotated[bool, type
 def access_grants(token: Token,
                   dataset: Annotated[str | None, typer.Option("--dataset", help="A dataset's grants (its DAC, "
                                                                                  "stewards, auditors)")] = None,
-                  as_json: Annotated[bool, typer.Option("--json")] = False,
+                  as_json: JsonOpt = False,
                   data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Your active grants, or a dataset's."""
     grants = _access(data_dir, token, lambda c: c.grants(dataset), "list grants")
