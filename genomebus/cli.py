@@ -32,6 +32,9 @@ from genomebus import __version__
 from genomebus.consumers import WORKER_MODULES
 from genomebus.infra.settings import Settings, SettingsError
 
+if __name__ == "__main__":  # `python -m genomebus.cli`: one module, whichever name it is imported by
+    sys.modules.setdefault("genomebus.cli", sys.modules[__name__])
+
 T = TypeVar("T")
 
 
