@@ -41,14 +41,15 @@ class DatasetsProjection(Projection):
     """
 
     name = "datasets"
-    version = 3
+    version = 4  # v4: the DAC that decides access and the DUO terms' parameters (for the access decider)
     contexts = ("reception", "reception.commands")
     tables = {
         "datasets": (
             "dataset_id text PRIMARY KEY, title text NOT NULL, description text NOT NULL, "
             "data_use text[] NOT NULL, keywords text[] NOT NULL, publisher text, landing_page text, "
             "access_rights text NOT NULL, individuals jsonb NOT NULL, biosamples jsonb NOT NULL, "
-            "state text NOT NULL, registered_at timestamptz NOT NULL, registered_by text NOT NULL, "
+            "dac_id text, data_use_parameters jsonb NOT NULL, state text NOT NULL, "
+            "registered_at timestamptz NOT NULL, registered_by text NOT NULL, "
             "released_at timestamptz, released_files text[], withdrawn_at timestamptz, withdrawn_reason text, "
             "updated_at timestamptz NOT NULL"
         ),
@@ -81,6 +82,7 @@ class DatasetsProjection(Projection):
                         d.publisher, str(d.landing_page) if d.landing_page else None, d.access_rights,
                         json.dumps([i.model_dump(mode="json") for i in d.individuals]),
                         json.dumps([b.model_dump(mode="json") for b in d.biosamples]),
+                        d.dac_id, json.dumps(d.data_use_parameters.model_dump(mode="json")),
                         event.time, event.actor,
                     ))
                 case _:
@@ -88,16 +90,17 @@ class DatasetsProjection(Projection):
         if registered:
             await conn.execute(
                 f'INSERT INTO "{schema}".datasets (dataset_id, title, description, data_use, keywords, publisher, '
-                "landing_page, access_rights, individuals, biosamples, state, registered_at, registered_by, "
-                "updated_at) SELECT u.dataset_id, u.title, u.description, "
+                "landing_page, access_rights, individuals, biosamples, dac_id, data_use_parameters, state, "
+                "registered_at, registered_by, updated_at) SELECT u.dataset_id, u.title, u.description, "
                 "ARRAY(SELECT jsonb_array_elements_text(u.data_use::jsonb)), "
                 "ARRAY(SELECT jsonb_array_elements_text(u.keywords::jsonb)), u.publisher, u.landing_page, "
-                "u.access_rights, u.individuals::jsonb, u.biosamples::jsonb, 'registered', u.registered_at, "
-                "u.registered_by, u.registered_at "
+                "u.access_rights, u.individuals::jsonb, u.biosamples::jsonb, u.dac_id, u.data_use_parameters::jsonb, "
+                "'registered', u.registered_at, u.registered_by, u.registered_at "
                 "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
-                "$8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[]) AS u(dataset_id, title, "
-                "description, data_use, keywords, publisher, landing_page, access_rights, individuals, biosamples, "
-                "registered_at, registered_by) ON CONFLICT (dataset_id) DO NOTHING",
+                "$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[]) "
+                "AS u(dataset_id, title, description, data_use, keywords, publisher, landing_page, access_rights, "
+                "individuals, biosamples, dac_id, data_use_parameters, registered_at, registered_by) "
+                "ON CONFLICT (dataset_id) DO NOTHING",
                 *zip(*registered.values(), strict=True),
             )
         for event in changes:  # rare: applied one by one, in log order, after the registrations
@@ -111,11 +114,13 @@ class DatasetsProjection(Projection):
                     await conn.execute(
                         f'UPDATE "{schema}".datasets SET title = $2, description = $3, data_use = $4, keywords = $5, '
                         "publisher = $6, landing_page = $7, access_rights = $8, individuals = $9::jsonb, "
-                        "biosamples = $10::jsonb, updated_at = $11 WHERE dataset_id = $1",
+                        "biosamples = $10::jsonb, updated_at = $11, dac_id = $12, data_use_parameters = $13::jsonb "
+                        "WHERE dataset_id = $1",
                         d.dataset_id, d.title, d.description, list(d.data_use), list(d.keywords), d.publisher,
                         str(d.landing_page) if d.landing_page else None, d.access_rights,
                         json.dumps([i.model_dump(mode="json") for i in d.individuals]),
-                        json.dumps([b.model_dump(mode="json") for b in d.biosamples]), event.time)
+                        json.dumps([b.model_dump(mode="json") for b in d.biosamples]), event.time,
+                        d.dac_id, json.dumps(d.data_use_parameters.model_dump(mode="json")))
                 case DatasetWithdrawn() as d:
                     await conn.execute(
                         f'UPDATE "{schema}".datasets SET state = \'withdrawn\', withdrawn_at = $2, '
@@ -176,6 +181,24 @@ async def dataset_state(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str
     return await conn.fetchval(f'SELECT state FROM "{SCHEMA}".datasets WHERE dataset_id = $1', dataset_id)
 
 
+async def dataset_access(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str) -> dict[str, Any] | None:
+    """What access to a dataset depends on, or None for a dataset this node does not know.
+
+    ``state``, ``dac_id`` (None: no DAC decides it yet), ``access_rights``, ``data_use`` (its DUO
+    terms, a list) and ``data_use_parameters`` (a dict: ``DataUseConditions(terms=data_use,
+    **data_use_parameters)`` rebuilds its conditions).
+    """
+    row = await conn.fetchrow(f'SELECT state, dac_id, access_rights, data_use, data_use_parameters '
+                              f'FROM "{SCHEMA}".datasets WHERE dataset_id = $1', dataset_id)
+    if row is None:
+        return None
+    out = dict(row)
+    out["data_use"] = list(out["data_use"])
+    parameters = out["data_use_parameters"]
+    out["data_use_parameters"] = json.loads(parameters) if isinstance(parameters, str) else dict(parameters or {})
+    return out
+
+
 async def dataset_history(conn: asyncpg.Connection, dataset_id: str) -> list[HistoryEntry]:
     return await history(conn, SCHEMA, "dataset_events", "dataset_id", dataset_id)
 
@@ -188,3 +211,12 @@ async def get_command(conn: asyncpg.Connection, command_id: Any) -> dict[str, An
     out = dict(row)
     out["reasons"] = json.loads(out["reasons"]) if isinstance(out["reasons"], str) else out["reasons"]
     return out
+
+
+async def dataset_records(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str) -> dict[str, Any] | None:
+    """A dataset's individual-level metadata (individuals, biosamples): controlled data, served only under a grant."""
+    row = await conn.fetchrow(f'SELECT individuals, biosamples FROM "{SCHEMA}".datasets WHERE dataset_id = $1',
+                              dataset_id)
+    if row is None:
+        return None
+    return {k: json.loads(v) if isinstance(v, str) else v for k, v in row.items()}
