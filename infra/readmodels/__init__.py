@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncpg
 
 from genomebus.infra.projection import Projection, ensure_schema
+from genomebus.infra.readmodels.access import AccessProjection
 from genomebus.infra.readmodels.datasets import DatasetsProjection
 from genomebus.infra.readmodels.files import FilesProjection
 
-READ_MODELS: dict[str, Projection] = {p.name: p for p in (DatasetsProjection(), FilesProjection())}
+READ_MODELS: dict[str, Projection] = {p.name: p for p in (DatasetsProjection(), FilesProjection(),
+                                                               AccessProjection())}
 """Every read model by name: what the projector runs, replay rebuilds and migrations create."""
 
 
