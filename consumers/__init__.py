@@ -16,6 +16,8 @@ WORKER_MODULES = {
     "archive": "genomebus.consumers.archive",
     "qc": "genomebus.consumers.qc",
     "reception-decider": "genomebus.consumers.reception_decider",
+    "access-decider": "genomebus.consumers.access_decider",
+    "access-timer": "genomebus.consumers.access_timer",
 }
 
 
