@@ -731,24 +731,33 @@ class AccessSequences(RuleBasedStateMachine):
                                        reason=reason, as_roles=self.roles(data, dataset_id)),
                  data.draw(st.sampled_from(USERS + ("carol@dac.example",))))
 
-    @precondition(lambda self: self.node.applications)
-    @rule(data=st.data(), central=st.booleans(), aim=st.sampled_from(("grant", "grant", "any", "none", "none")))
-    def veto(self, data: st.DataObject, central: bool, aim: str) -> None:
-        """A steward (mostly) vetoes a grant active now, sometimes anything (rarely: a veto is for ever)."""
-        active = [(a, d, user) for a, app in self.node.applications.items() for g, user, d in
-                  self.node.active_grants(self.now) if g == grant_id_of(a, d)]
-        if aim == "grant" and active:
-            application_id, dataset_id, user = data.draw(st.sampled_from(active))
-        elif aim != "any":
-            return
-        else:
-            application_id = self.application(data, "pending", "approved")
-            app = self.node.applications.get(application_id)
-            user = data.draw(st.sampled_from(([app.applicant] * 3 if app else []) + list(USERS)))
-            dataset_id = self.dataset(data, application_id, "pending", "approved")
+    def active(self) -> list[tuple[UUID, str, str]]:
+        """(application, dataset, user) of every grant active now."""
+        return [(a, d, user) for a in self.node.applications for g, user, d in self.node.active_grants(self.now)
+                if g == grant_id_of(a, d)]
+
+    @precondition(lambda self: self.active())
+    @rule(data=st.data(), central=st.booleans())
+    def veto_a_grant(self, data: st.DataObject, central: bool) -> None:
+        """A steward (mostly) vetoes a grant active now, in its application or as a grant given elsewhere."""
+        application_id, dataset_id, user = data.draw(st.sampled_from(self.active()))
         roles = AsRoles(steward=data.draw(st.sampled_from((True, True, False))))
         self.ask(AccessVetoRequested(application_id=None if central else application_id, dataset_id=dataset_id,
                                      user_id=user, reason="no", as_roles=roles), "steward@node.example")
+
+    @precondition(lambda self: self.node.applications)
+    @rule(data=st.data(), central=st.booleans(), now=st.sampled_from((True, False, False)))
+    def veto(self, data: st.DataObject, central: bool, now: bool) -> None:
+        """Anyone vetoes anything drawn (rarely: a veto is for ever, and would soon leave nothing to grant)."""
+        if not now:
+            return
+        application_id = self.application(data, "pending", "approved")
+        app = self.node.applications.get(application_id)
+        user = data.draw(st.sampled_from(([app.applicant] * 3 if app else []) + list(USERS)))
+        dataset_id = self.dataset(data, application_id, "pending", "approved")
+        self.ask(AccessVetoRequested(application_id=None if central else application_id, dataset_id=dataset_id,
+                                     user_id=user, reason="no", as_roles=AsRoles(steward=data.draw(st.booleans()))),
+                 "steward@node.example")
 
     @precondition(lambda self: self.node.applications)
     @rule(data=st.data())
