@@ -4,7 +4,9 @@
 dataset with its individuals and biosamples; 4. a sequencing centre submits the
 BAM and VCF files of the repository's data/ folder; 5. each file passes QC and reaches the
 Crypt4GH archive; 6. a broken file is refused by QC with reasons; 7. the steward
-releases the dataset; 8. a researcher reads it; 9. an auditor reads its history
+releases the dataset; 8. a researcher reads it; 9. access: an application checked
+against DUO, decided by two DACs, a passport, an audited controlled read, a central
+grant vetoed (``genomebus.demo_access``); 10. an auditor reads a file's history
 from the log.
 """
 
@@ -190,6 +192,12 @@ def run_demo(settings: Settings, console: Console) -> int:
         missing_dataset = http.get("/datasets/GDI-FI-DATASET-999")
         out(f"   an unknown dataset is an RFC 7807 problem: {missing_dataset.status_code} "
             f"{missing_dataset.headers['content-type']}")
+
+        from genomebus.demo_access import access_story
+
+        if not access_story(settings, http, dataset_id, files[2][0], say, out):
+            out("[red]the access chapter did not end as it should[/red]")
+            return 1
 
     say("An auditor reads the history of the BAM file from the log itself")
     from genomebus.audit import history

@@ -100,8 +100,7 @@ class AccessClient:
         return await self._call("GET", "/access/grants", params=params)
 
     async def passport(self) -> str:
-        response = await self._send("GET", "/passport")
-        return response.text
+        return (await self._call("GET", "/passport"))["passport"]
 
     async def permissions(self, user_id: str) -> list[str]:
         return (await self._call("GET", f"/permissions/{user_id}"))["ga4gh_passport_v1"]

@@ -256,7 +256,8 @@ async def veto(request: Request, application_id: ApplicationIdPath, body: Datase
         raise Problem(404, "application-not-found", f"no application {application_id} on this node")
     command = AccessVetoRequested(application_id=application_id, dataset_id=body.dataset_id,
                                   user_id=row["applicant"], reason=body.reason, as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, application_id)
+    return await _decide(request, command, principal, pool, publisher, settings, application_id,
+                         subject=str(application_id))
 
 
 @router.post("/vetoes", status_code=201, response_model=CommandStatus, responses={

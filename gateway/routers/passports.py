@@ -9,12 +9,14 @@ presented, so a revocation takes effect at once.
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from genomebus.gateway.deps import PoolDep, PrincipalDep, SettingsDep, VisaKeysDep
 from genomebus.gateway.problems import Problem, problem_responses
@@ -25,18 +27,27 @@ from genomebus.infra.visas import VisaKeys, issue_passport, issue_visa
 router = APIRouter(tags=["passports"])
 
 JWKS_JSON = "application/jwk-set+json"
-JWT = "application/jwt"
+
+
+class JwkSetResponse(JSONResponse):
+    media_type = JWKS_JSON
 
 
 class Permissions(BaseModel):
     ga4gh_passport_v1: list[str]
 
 
-@router.get("/.well-known/jwks.json", response_class=JSONResponse, responses={
+class Passport(BaseModel):
+    passport: str = Field(description="The passport, a JWS (vnd.ga4gh.passport+jwt) signed by this node")
+    visas: int = Field(description="How many visas it carries: one per active grant")
+    expires_at: datetime
+
+
+@router.get("/.well-known/jwks.json", response_class=JwkSetResponse, responses={
     200: {"description": "The node's visa signing keys (public parts): the current one and, during a rotation, "
                          "the previous one", "content": {JWKS_JSON: {"schema": {"type": "object"}}}}})
 async def jwks(keys: VisaKeysDep) -> Response:
-    return JSONResponse(keys.public_jwks(), media_type=JWKS_JSON, headers={"Cache-Control": "public, max-age=300"})
+    return JwkSetResponse(keys.public_jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.get("/permissions/{user_id}", response_model=Permissions, responses=problem_responses(401, 403, 503))
@@ -48,13 +59,19 @@ async def permissions(user_id: Annotated[str, Path(min_length=1, max_length=255)
     return Permissions(ga4gh_passport_v1=await _visas(pool, keys, settings, user_id))
 
 
-@router.get("/passport", response_class=Response, responses={
-    200: {"description": "A passport (JWS) with a visa for each of the caller's active grants",
-          "content": {JWT: {"schema": {"type": "string"}}}}, **problem_responses(401, 503)})
-async def passport(principal: PrincipalDep, pool: PoolDep, keys: VisaKeysDep, settings: SettingsDep) -> Response:
+@router.get("/passport", response_model=Passport, responses=problem_responses(401, 503))
+async def passport(principal: PrincipalDep, pool: PoolDep, keys: VisaKeysDep, settings: SettingsDep) -> JSONResponse:
+    """A passport signed by this node with a visa for each of the caller's active grants (for DRS-style POSTs)."""
     visas = await _visas(pool, keys, settings, principal.user_id)
     token = issue_passport(keys, settings, user_id=principal.user_id, visas=visas)
-    return Response(token, media_type=JWT, headers={"Cache-Control": "no-store"})
+    expires = datetime.fromtimestamp(_claims(token)["exp"], UTC)
+    body = Passport(passport=token, visas=len(visas), expires_at=expires)
+    return JSONResponse(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 async def _visas(pool: Any, keys: VisaKeys, settings: Settings, user_id: str) -> list[str]:

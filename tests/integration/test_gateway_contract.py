@@ -76,6 +76,28 @@ def test_every_operation_keeps_its_contract(case: schemathesis.Case, gateway_url
     case.call_and_validate(base_url=gateway_url, checks=CHECKS)
 
 
+AUTHENTICATED_EXAMPLES = 25
+authenticated = schema.include(path_regex=r"^/(access|permissions|passport|datasets/\{dataset_id\}/individuals)")
+
+
+@pytest.fixture(scope="module")
+def bearer(stack: Settings) -> dict[str, str]:
+    """A caller with every role, so the fuzzer gets past authentication into the access API and the decider."""
+    from genomebus.infra.visas import issue_dev_token
+
+    token = issue_dev_token(stack, sub="fuzzer", ttl_s=3600,
+                            roles=["researcher", "auditor", "steward:FI", "dac_member:FUZZ-DAC"])
+    return {"Authorization": f"Bearer {token}"}
+
+
+@authenticated.parametrize()
+@settings(max_examples=AUTHENTICATED_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_protected_operation_keeps_its_contract_for_a_verified_caller(
+        case: schemathesis.Case, gateway_url: str, bearer: dict[str, str]) -> None:
+    case.call_and_validate(base_url=gateway_url, checks=CHECKS, headers=bearer)
+
+
 def test_the_fuzzed_schema_is_the_served_one(gateway_url: str) -> None:
     assert httpx.get(f"{gateway_url}/openapi.json").json() == schema.raw_schema
 
