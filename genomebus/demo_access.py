@@ -10,6 +10,7 @@ is refused.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,16 +78,35 @@ def access_story(settings: Settings, http: httpx.Client, dataset_id: str, vcf: P
     other = http.get(f"/datasets/{SECOND}/individuals", headers={"Authorization": f"Bearer {alice}"})
     out(f"   {SECOND} with alice's token → {other.status_code} ({other.json().get('detail')})")
 
-    say(f"bob holds a visa for {dataset_id} from the central access service; this node's steward vetoes it")
-    visa = issue_dev_visa(settings, sub="bob", dataset_id=dataset_id, ttl_s=3600)
+    bob = f"bob-{int(time.time()) % 100000}"  # a new user each run: a veto is for ever
+    say(f"{bob} holds a visa for {dataset_id} from the central access service; this node's steward vetoes it")
+    visa = issue_dev_visa(settings, sub=bob, dataset_id=dataset_id, ttl_s=3600)
     before = http.post(f"/datasets/{dataset_id}/individuals", json={"passports": [visa]})
     out(f"   before the veto → {before.status_code}")
-    _call(settings, steward, lambda c: c.veto_central(dataset_id, "bob", "Not covered by the Finnish biobank "
-                                                                          "consent"))
+    _call(settings, steward, lambda c: c.veto_central(dataset_id, bob, "Not covered by the Finnish biobank "
+                                                                         "consent"))
     after = http.post(f"/datasets/{dataset_id}/individuals", json={"passports": [visa]})
     out(f"   after the veto → {after.status_code} ({after.json().get('detail')}); "
         f"audit event {after.headers.get('x-audit-event')}")
+
+    say(f"An auditor reads the access decisions on {dataset_id} from the audit topic (user, resource, decision, "
+        "reason, grant; never a query's content)")
+    for entry in asyncio.run(_audit_trail(settings, dataset_id))[-6:]:
+        out(f"   {entry}")
     return read.status_code == 200 and before.status_code == 200 and after.status_code == 403
+
+
+async def _audit_trail(settings: Settings, dataset_id: str) -> list[str]:
+    from genomebus.infra import kafka
+    from genomebus.schemas.envelope import decode
+
+    lines = []
+    async for record in kafka.read_log(settings, [settings.topic("audit")]):
+        if record.key == dataset_id.encode():
+            e = decode(record.value)
+            lines.append(f"{e.time:%H:%M:%S}  {e.data.decision:<5} {e.data.user_id or '(none)':<12} "
+                         f"{e.data.resource}  {e.data.reason}" + (f"  grant {e.data.grant_id}" if e.data.grant_id else ""))
+    return lines
 
 
 def _call(settings: Settings, token: str, call: Callable[[Any], Any]) -> Any:
