@@ -43,7 +43,8 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(app.state.pool.close)
             await check_read_models(app.state.pool)
             # The gateway changes nothing itself: it publishes commands, and audit events before answering.
-            app.state.publisher = await stack.enter_async_context(Publisher(settings))
+            # No linger: a request waits for its audit event's acknowledgement; concurrent ones still batch.
+            app.state.publisher = await stack.enter_async_context(Publisher(settings, linger_ms=0))
             app.state.visa_keys = VisaKeys.load(settings.visa_keys_path)
             app.state.verifier = Verifier(settings, own_keys=app.state.visa_keys)
             stack.push_async_callback(app.state.verifier.aclose)

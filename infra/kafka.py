@@ -108,9 +108,10 @@ def event_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
 class Publisher:
     """The single way events reach the bus: validated, keyed by subject, traced."""
 
-    def __init__(self, settings: Settings, kafka_producer: AIOKafkaProducer | None = None) -> None:
+    def __init__(self, settings: Settings, kafka_producer: AIOKafkaProducer | None = None,
+                 **producer_options: Any) -> None:
         self.settings = settings
-        self._producer = kafka_producer or producer(settings)
+        self._producer = kafka_producer or producer(settings, **producer_options)
         self._owned = kafka_producer is None
 
     async def __aenter__(self) -> Publisher:
