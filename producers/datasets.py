@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
 from genomebus.producers.commands import CommandOutcome, send_command
+from genomebus.schemas import duo
 from genomebus.schemas.reception import (
     DatasetRegisterRequested,
     DatasetReleaseRequested,
@@ -64,11 +65,16 @@ def describe_dataset(*, command: type[DescribeCommand] = DatasetRegisterRequeste
 
 
 def build_command(command: type[Any], **fields: object) -> Any:
-    """Any dataset command from its fields, or ``InvalidDataset`` naming each bad field."""
+    """Any dataset command from its fields, or ``InvalidDataset`` naming each bad field (and unknown DUO terms)."""
     try:
-        return command(**fields)
+        built = command(**fields)
     except ValidationError as exc:
         raise InvalidDataset(field_errors(exc)) from exc
+    unknown = [f"data_use.{n}: {t!r} is not a term of DUO {duo.DUO_VERSION}"
+               for n, t in enumerate(getattr(built, "data_use", ())) if not duo.is_known(t)]
+    if unknown:
+        raise InvalidDataset(unknown)
+    return built
 
 
 async def register_dataset(settings: Settings, dataset: DescribeCommand, *, actor: str,

@@ -189,3 +189,13 @@ def test_register_without_metadata_or_flags_names_what_is_required(runner):
     assert result.exit_code == 2
     for field in ("dataset_id", "title", "data_use"):
         assert f"error: {field}: required" in result.stderr
+
+
+def test_a_duo_code_of_the_right_form_that_duo_does_not_have_is_refused_before_sending() -> None:
+    from genomebus.producers.datasets import InvalidDataset, build_command
+    from genomebus.schemas.reception import DatasetRegisterRequested
+
+    with pytest.raises(InvalidDataset) as refused:
+        build_command(DatasetRegisterRequested, dataset_id="GDI-FI-DATASET-1", title="t",
+                      data_use=("DUO:0000042", "DUO:0000999"))
+    assert refused.value.errors == ["data_use.1: 'DUO:0000999' is not a term of DUO 2021-02-23"]
