@@ -167,6 +167,7 @@ def access_submit(token: Token, application: AppArg,
                   as_json: JsonOpt = False,
                   data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Submit a draft (or resubmit after a return): its research use is checked against each dataset's DUO terms."""
+    application = _application_id(application)
     app = _access(data_dir, token, lambda c: c.submit(application), f"submit {application}")
     _show_application(app, as_json, f"application {application} submitted (round {app['round']})")
 
@@ -182,6 +183,7 @@ def access_decide(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Decide one dataset of an application as a member of its DAC."""
+    application = _application_id(application)
     if decision not in ("approve", "reject", "return"):
         raise fail(f"--decision {decision!r}: choose approve, reject or return", ExitCode.USAGE)
     expires_at = None
@@ -210,6 +212,8 @@ def access_veto(
         raise fail("give the application id, or --user for a grant given by a central access service",
                    ExitCode.USAGE)
     if application is not None:
+        application = _application_id(application)
+    if application is not None:
         app = _access(data_dir, token, lambda c: c.veto(application, dataset, reason), f"veto {dataset}")
         say(f"{dataset}: {_state_of(app, dataset)} in application {application}")
     else:
@@ -221,6 +225,7 @@ def access_veto(
 def access_revoke(token: Token, application: AppArg, dataset: DatasetOpt, reason: ReasonOpt,
                   data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """End an active grant before its expiry (the dataset's DAC or a steward)."""
+    application = _application_id(application)
     app = _access(data_dir, token, lambda c: c.revoke(application, dataset, reason), f"revoke {dataset}")
     say(f"{dataset}: {_state_of(app, dataset)} in application {application}")
 
@@ -230,6 +235,7 @@ def access_close(token: Token, application: AppArg,
                  reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded on the log)")] = None,
                  data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Close an application (the applicant or a steward); its active grants end."""
+    application = _application_id(application)
     app = _access(data_dir, token, lambda c: c.close(application, reason), f"close {application}")
     say(f"application {application} {app['state']}")
 
@@ -254,6 +260,7 @@ def access_list(token: Token, as_json: JsonOpt = False,
 def access_show(token: Token, application: AppArg, as_json: JsonOpt = False,
                 data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """One application: each dataset's state and DUO verdict, and its history."""
+    application = _application_id(application)
     app = _access(data_dir, token, lambda c: c.application(application), f"show {application}")
     _show_application(app, as_json, None)
 
@@ -304,6 +311,17 @@ def _date(text: str | None) -> date:
         raise fail(f"{text!r} is not a date (YYYY-MM-DD)", ExitCode.USAGE) from exc
 
 
+def _application_id(text: str) -> str:
+    """An application id as the node gives them (a UUID), or one plain line; nothing is sent."""
+    from uuid import UUID
+
+    try:
+        return str(UUID(text))
+    except ValueError:
+        raise fail(f"{text!r} is not an application id (a UUID such as 1afa038c-c6ae-4904-9940-8d87b463c1e3); "
+                   "`genomebus access list` shows yours", ExitCode.USAGE) from None
+
+
 def _access(data_dir: Path, token: str, call: Callable[[Any], Coroutine[Any, Any, Any]], what: str) -> Any:
     from genomebus.producers.access import AccessClient, AccessRefused, StillPending
 
@@ -328,7 +346,7 @@ def _access(data_dir: Path, token: str, call: Callable[[Any], Coroutine[Any, Any
 
 def _refusal_line(exc: Any, what: str) -> str:
     if exc.status == 401:
-        return f"{what}: your token is not accepted ({exc.detail}); get a new one (`genomebus token issue` locally)"
+        return f"{what}: {exc.detail}; get a new token (`genomebus token issue` locally)"
     if exc.status == 403:
         return f"{what}: not allowed ({exc.detail}); ask someone with the right role"
     if exc.status == 404:
