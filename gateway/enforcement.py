@@ -77,7 +77,7 @@ class _Denial:
     """The problem type, when it is not the reason code's (``invalid-token`` for every bad credential)."""
 
 
-def bearer_token(request: Request, settings: Settings) -> str | None:
+def bearer_token(request: Request) -> str | None:
     """The bearer token of the request, if any; a malformed header is an invalid credential."""
     header = request.headers.get("authorization")
     if header is None:
@@ -100,7 +100,7 @@ class Enforcer:
     async def principal(self, request: Request) -> Principal:
         """The verified caller of an API that needs a login (401 without one, 503 if keys are unreachable)."""
         try:
-            token = bearer_token(request, self.settings)
+            token = bearer_token(request)
             if token is None:
                 raise Problem(401, "credentials-required", "this endpoint needs a bearer token from a trusted issuer",
                               headers=challenge())
@@ -131,7 +131,7 @@ class Enforcer:
                     visas = await self.verifier.visas(passports)
                     user_id = visas[0].user_id if visas else None
                     return await self._allow_by_visas(conn, dataset_id, resource, visas, now)
-                token = bearer_token(request, self.settings)
+                token = bearer_token(request)
                 if token is None:
                     await self._deny(dataset_id, resource, _Denial(
                         401, "credentials_required", "this data needs a bearer token or a passport with a visa "

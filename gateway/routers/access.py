@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from genomebus.gateway.deps import EnforcerDep, PoolDep, PrincipalDep, PublisherDep, SettingsDep
+from genomebus.gateway.deps import PoolDep, PrincipalDep, PublisherDep, SettingsDep
 from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.infra.identity import Principal
 from genomebus.infra.readmodels import access
@@ -180,7 +180,7 @@ _CHANGE = problem_responses(400, 401, 403, 404, 409, 503)
 @router.post("/applications", status_code=201, response_model=ApplicationDetail,
              responses={202: {"model": Pending, "description": "Published; not decided yet"},
                         **problem_responses(400, 401, 403, 404, 409, 503)})
-async def apply(request: Request, body: ApplicationRequest, principal: PrincipalDep, pool: PoolDep,
+async def apply(body: ApplicationRequest, principal: PrincipalDep, pool: PoolDep,
                 publisher: PublisherDep, settings: SettingsDep) -> Any:
     """Open an application (a draft) for released datasets of this node; researchers only."""
     if not principal.researcher:
@@ -190,7 +190,7 @@ async def apply(request: Request, body: ApplicationRequest, principal: Principal
                                    project_title=body.project_title, purpose=body.purpose,
                                    research_use=body.research_use, collaborators=tuple(body.collaborators),
                                    as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, application_id, status=201)
+    return await _decide(command, principal, pool, publisher, settings, application_id, status=201)
 
 
 @router.get("/applications", response_model=ApplicationPage, responses=problem_responses(401, 503))
@@ -221,18 +221,18 @@ async def get_application(application_id: ApplicationIdPath, principal: Principa
 
 @router.post("/applications/{application_id}/submit", response_model=ApplicationDetail, responses={
     202: {"model": Pending, "description": "Published; not decided yet"}, **_CHANGE})
-async def submit(request: Request, application_id: ApplicationIdPath, principal: PrincipalDep, pool: PoolDep,
+async def submit(application_id: ApplicationIdPath, principal: PrincipalDep, pool: PoolDep,
                  publisher: PublisherDep, settings: SettingsDep,
                  body: Annotated[SubmitRequest | None, Body()] = None) -> Any:
     """Submit a draft, or resubmit after a return (optionally with a changed text); the applicant only."""
     command = AccessSubmitRequested(application_id=application_id, changes=body.changes if body else None,
                                     as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, application_id)
+    return await _decide(command, principal, pool, publisher, settings, application_id)
 
 
 @router.post("/applications/{application_id}/decision", response_model=ApplicationDetail, responses={
     202: {"model": Pending, "description": "Published; not decided yet"}, **_CHANGE})
-async def decide(request: Request, application_id: ApplicationIdPath, body: DecisionRequest,
+async def decide(application_id: ApplicationIdPath, body: DecisionRequest,
                  principal: PrincipalDep, pool: PoolDep, publisher: PublisherDep, settings: SettingsDep) -> Any:
     """A member of the dataset's DAC approves (with an expiry), rejects or returns (with a reason) one dataset."""
     if not principal.dacs:
@@ -240,12 +240,12 @@ async def decide(request: Request, application_id: ApplicationIdPath, body: Deci
     command = AccessDecideRequested(application_id=application_id, dataset_id=body.dataset_id,
                                     decision=body.decision, expires_at=body.expires_at, reason=body.reason,
                                     as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, application_id)
+    return await _decide(command, principal, pool, publisher, settings, application_id)
 
 
 @router.post("/applications/{application_id}/veto", response_model=ApplicationDetail, responses={
     202: {"model": Pending, "description": "Published; not decided yet"}, **_CHANGE})
-async def veto(request: Request, application_id: ApplicationIdPath, body: DatasetReason,
+async def veto(application_id: ApplicationIdPath, body: DatasetReason,
                principal: PrincipalDep, pool: PoolDep, publisher: PublisherDep, settings: SettingsDep) -> Any:
     """This node's steward vetoes a dataset of this node in an application; it overrides any approval."""
     if not principal.steward:
@@ -256,44 +256,44 @@ async def veto(request: Request, application_id: ApplicationIdPath, body: Datase
         raise Problem(404, "application-not-found", f"no application {application_id} on this node")
     command = AccessVetoRequested(application_id=application_id, dataset_id=body.dataset_id,
                                   user_id=row["applicant"], reason=body.reason, as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, application_id,
+    return await _decide(command, principal, pool, publisher, settings, application_id,
                          subject=str(application_id))
 
 
 @router.post("/vetoes", status_code=201, response_model=CommandStatus, responses={
     202: {"model": Pending, "description": "Published; not decided yet"}, **_CHANGE})
-async def central_veto(request: Request, body: CentralVetoRequest, principal: PrincipalDep, pool: PoolDep,
+async def central_veto(body: CentralVetoRequest, principal: PrincipalDep, pool: PoolDep,
                        publisher: PublisherDep, settings: SettingsDep) -> Any:
     """Veto a user's access to a dataset of this node granted elsewhere (a central access service's visa)."""
     if not principal.steward:
         raise Problem(403, "not-steward", f"only a data steward of node {settings.node_id} may veto")
     command = AccessVetoRequested(dataset_id=body.dataset_id, user_id=body.user_id, reason=body.reason,
                                   as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, None, status=201,
+    return await _decide(command, principal, pool, publisher, settings, None, status=201,
                          subject=veto_subject(body.dataset_id, body.user_id))
 
 
 @router.post("/applications/{application_id}/revoke", response_model=ApplicationDetail, responses={
     202: {"model": Pending, "description": "Published; not decided yet"}, **_CHANGE})
-async def revoke(request: Request, application_id: ApplicationIdPath, body: DatasetReason,
+async def revoke(application_id: ApplicationIdPath, body: DatasetReason,
                  principal: PrincipalDep, pool: PoolDep, publisher: PublisherDep, settings: SettingsDep) -> Any:
     """End an active grant before its expiry: the dataset's DAC or a steward."""
     if not (principal.steward or principal.dacs):
         raise Problem(403, "not-allowed", "only the dataset's DAC or a steward may revoke a grant")
     command = AccessRevokeRequested(application_id=application_id, dataset_id=body.dataset_id, reason=body.reason,
                                     as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, application_id)
+    return await _decide(command, principal, pool, publisher, settings, application_id)
 
 
 @router.post("/applications/{application_id}/close", response_model=ApplicationDetail, responses={
     202: {"model": Pending, "description": "Published; not decided yet"}, **_CHANGE})
-async def close(request: Request, application_id: ApplicationIdPath, principal: PrincipalDep, pool: PoolDep,
+async def close(application_id: ApplicationIdPath, principal: PrincipalDep, pool: PoolDep,
                 publisher: PublisherDep, settings: SettingsDep,
                 body: Annotated[CloseRequest | None, Body()] = None) -> Any:
     """Close an application (the applicant or a steward); its active grants end."""
     command = AccessCloseRequested(application_id=application_id, reason=body.reason if body else None,
                                    as_roles=_roles(principal))
-    return await _decide(request, command, principal, pool, publisher, settings, application_id)
+    return await _decide(command, principal, pool, publisher, settings, application_id)
 
 
 @router.get("/grants", response_model=list[Grant], responses=problem_responses(401, 403, 503))
@@ -330,7 +330,7 @@ def _roles(principal: Principal) -> AsRoles:
     return AsRoles(researcher=principal.researcher, steward=principal.steward, dacs=tuple(sorted(principal.dacs)))
 
 
-async def _decide(request: Request, command: EventModel, principal: Principal, pool: Any, publisher: Any,
+async def _decide(command: EventModel, principal: Principal, pool: Any, publisher: Any,
                   settings: Any, application_id: UUID | None, *, status: int = 200,
                   subject: str | None = None) -> Any:
     """Publish the command as the caller, wait for the decider, answer with what it decided."""
