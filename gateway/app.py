@@ -12,9 +12,11 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from genomebus.gateway import problems
 from genomebus.gateway.enforcement import Enforcer
 from genomebus.gateway.routers import access, commands, datasets, passports, records, service_info
-from genomebus.infra import db, telemetry
+from genomebus.infra import db, s3, telemetry
+from genomebus.infra.archive_store import Archive
 from genomebus.infra.identity import Verifier
 from genomebus.infra.kafka import Publisher
+from genomebus.infra.keys import load_archive_keys
 from genomebus.infra.readmodels import missing_schemas
 from genomebus.infra.settings import Settings
 from genomebus.infra.visas import VisaKeys
@@ -48,7 +50,11 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.visa_keys = VisaKeys.load(settings.visa_keys_path)
             app.state.verifier = Verifier(settings, own_keys=app.state.visa_keys)
             stack.push_async_callback(app.state.verifier.aclose)
-            app.state.enforcer = Enforcer(settings, app.state.verifier, app.state.pool, app.state.publisher)
+            app.state.enforcer = Enforcer(settings, app.state.verifier, app.state.pool, app.state.publisher,
+                                         visa_keys=app.state.visa_keys)
+            # Data reads decrypt from the archive here: the gateway holds the archive key (read-only).
+            s3_client = await stack.enter_async_context(s3.client(settings))
+            app.state.archive = Archive(s3_client, load_archive_keys(settings)[0])
             yield
 
     app = FastAPIOffline(  # Swagger UI and ReDoc from the package, not a CDN: nodes may have no internet

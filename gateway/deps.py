@@ -8,6 +8,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from genomebus.gateway.enforcement import Enforcer
+from genomebus.infra.archive_store import Archive
 from genomebus.infra.identity import Principal
 from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
@@ -34,6 +35,10 @@ def _visa_keys(request: Request) -> VisaKeys:
     return request.app.state.visa_keys
 
 
+def _archive(request: Request) -> Archive:
+    return request.app.state.archive
+
+
 async def _principal(request: Request) -> Principal:
     """The verified caller: 401 (with ``WWW-Authenticate``) without a valid bearer token."""
     return await request.app.state.enforcer.principal(request)
@@ -44,4 +49,5 @@ PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
 PublisherDep = Annotated[Publisher, Depends(_publisher)]
 EnforcerDep = Annotated[Enforcer, Depends(_enforcer)]
 VisaKeysDep = Annotated[VisaKeys, Depends(_visa_keys)]
+ArchiveDep = Annotated[Archive, Depends(_archive)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]

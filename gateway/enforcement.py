@@ -29,10 +29,13 @@ import asyncpg
 from fastapi import Request
 
 from genomebus.gateway.problems import Problem
+from genomebus.infra import data_urls
+from genomebus.infra.data_urls import DataTicket
 from genomebus.infra.identity import CredentialError, Principal, Verifier, Visa
 from genomebus.infra.kafka import Publisher
 from genomebus.infra.readmodels import access, datasets
 from genomebus.infra.settings import Settings
+from genomebus.infra.visas import VisaKeys
 from genomebus.schemas.audit import DataAccessDenied, DataAccessed
 from genomebus.schemas.envelope import new_envelope
 
@@ -68,6 +71,26 @@ class Allowed:
 
 
 @dataclass(frozen=True)
+class Read:
+    """What a data read names, for its audit event: the object, and the bytes or the region asked for."""
+
+    object_id: str | None = None
+    byte_range: str | None = None
+    region: str | None = None
+
+
+NO_READ = Read()
+
+
+@dataclass(frozen=True)
+class _Resource:
+    """What is accessed: method and path (never the query), and the read's details."""
+
+    path: str
+    read: Read = NO_READ
+
+
+@dataclass(frozen=True)
 class _Denial:
     status: int
     reason: str
@@ -89,8 +112,11 @@ def bearer_token(request: Request) -> str | None:
 
 
 class Enforcer:
-    def __init__(self, settings: Settings, verifier: Verifier, pool: asyncpg.Pool, publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, verifier: Verifier, pool: asyncpg.Pool, publisher: Publisher,
+                 visa_keys: VisaKeys | None = None) -> None:
         self.settings = settings
+        self.visa_keys = visa_keys
+        """The node's signing keys, which also sign data URLs (None: data URLs are refused)."""
         self.verifier = verifier
         self.pool = pool
         self.publisher = publisher
@@ -110,9 +136,10 @@ class Enforcer:
 
     # -- data access ------------------------------------------------------------------------------
 
-    async def authorize(self, request: Request, dataset_id: str, *, passports: list[str] | None = None) -> Allowed:
+    async def authorize(self, request: Request, dataset_id: str, *, passports: list[str] | None = None,
+                        read: Read = NO_READ) -> Allowed:
         """Allow (and audit) a read of ``dataset_id``'s data, or raise the audited refusal as a Problem."""
-        resource = f"{request.method} {request.url.path}"
+        resource = _Resource(f"{request.method} {request.url.path}", read)
         now = datetime.now(UTC)
         user_id: str | None = None
         credential = "none"
@@ -154,7 +181,60 @@ class Enforcer:
                              user_id=principal.user_id, credential="bearer")
         raise AssertionError("unreachable")  # pragma: no cover - _deny always raises
 
-    async def _allow_by_visas(self, conn: asyncpg.Connection, dataset_id: str, resource: str, visas: list[Visa],
+    async def authorize_data_url(self, request: Request, token: str | None, *, object_id: str, dataset_id: str,
+                                 read: Read = NO_READ) -> tuple[Allowed, DataTicket]:
+        """Allow (and audit) one request made with a signed data URL for ``object_id`` of ``dataset_id``.
+
+        The URL's signature and expiry are checked, then the right it was issued on is checked again
+        now: the dataset still released, and for controlled data the grant still active (or, for a
+        central visa, no veto since). A bad or expired URL is 401; a right gone since is 403.
+        """
+        resource = _Resource(f"{request.method} {request.url.path}", read)
+        try:
+            if self.visa_keys is None:
+                raise data_urls.DataUrlError("invalid", "this gateway does not serve data URLs")
+            ticket = data_urls.verify(self.visa_keys, self.settings, token or "")
+        except data_urls.DataUrlError as exc:
+            await self._deny(dataset_id, resource, _Denial(
+                401, f"url_{exc.code}", str(exc), challenge("invalid_token"), f"url-{exc.code}"),
+                user_id=None, credential="data_url")
+        if ticket.object_id != object_id or ticket.dataset_id != dataset_id:
+            await self._deny(dataset_id, resource, _Denial(401, "url_invalid", "this data URL is for another object",
+                                                           challenge("invalid_token"), "url-invalid"),
+                             user_id=ticket.user_id, credential="data_url")
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn:
+            dataset = await datasets.dataset_access(conn, dataset_id)
+            if dataset is None or dataset["state"] != "released":
+                await self._deny(dataset_id, resource, _Denial(
+                    404, "unknown_dataset" if dataset is None else f"dataset_{dataset['state']}",
+                    f"no released dataset {dataset_id} on this node"), user_id=ticket.user_id, credential="data_url")
+            if dataset["access_rights"] == "public":
+                allowed = await self._allow(dataset_id, resource, user_id=ticket.user_id, grant_id=None,
+                                            credential="data_url", issuer=None, reason="public_dataset")
+                return allowed, ticket
+            if ticket.user_id is None:  # issued while the dataset was public: controlled now, so a grant is needed
+                await self._deny(dataset_id, resource, _Denial(403, "no_grant", _FORBIDDEN["no_grant"].format(
+                    dataset_id)), user_id=None, credential="data_url")
+            if ticket.issuer in (None, self.settings.gateway_url):  # a grant of this node: still active now?
+                grant = await access.active_grant(conn, ticket.user_id, dataset_id, now)
+                if grant is not None:
+                    allowed = await self._allow(dataset_id, resource, user_id=ticket.user_id,
+                                                grant_id=str(grant["grant_id"]), credential="data_url",
+                                                issuer=self.settings.gateway_url)
+                    return allowed, ticket
+                reason = await _why_no_grant(conn, ticket.user_id, dataset_id, now)
+            elif await access.is_vetoed(conn, ticket.user_id, dataset_id):
+                reason = "vetoed"
+            else:  # a central visa's grant, not vetoed since the URL was issued
+                allowed = await self._allow(dataset_id, resource, user_id=ticket.user_id, grant_id=ticket.grant_id,
+                                            credential="data_url", issuer=ticket.issuer)
+                return allowed, ticket
+            await self._deny(dataset_id, resource, _Denial(403, reason, _FORBIDDEN[reason].format(dataset_id)),
+                             user_id=ticket.user_id, credential="data_url")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _allow_by_visas(self, conn: asyncpg.Connection, dataset_id: str, resource: _Resource, visas: list[Visa],
                               now: datetime) -> Allowed:
         wanted = self.settings.dataset_url(dataset_id)
         matching = [v for v in visas if v.type == CONTROLLED_GRANT and v.value == wanted]
@@ -184,21 +264,22 @@ class Enforcer:
 
     # -- the audit ----------------------------------------------------------------------------------
 
-    async def _allow(self, dataset_id: str, resource: str, *, user_id: str | None, grant_id: str | None,
-                     credential: str, issuer: str | None) -> Allowed:
-        event = DataAccessed(dataset_id=dataset_id, user_id=user_id, resource=resource,
-                             reason="public_dataset" if credential == "public" else "grant_active",
-                             grant_id=grant_id, credential=credential, issuer=issuer)
+    async def _allow(self, dataset_id: str, resource: _Resource, *, user_id: str | None, grant_id: str | None,
+                     credential: str, issuer: str | None, reason: str | None = None) -> Allowed:
+        event = DataAccessed(dataset_id=dataset_id, user_id=user_id, resource=resource.path,
+                             reason=reason or ("public_dataset" if credential == "public" else "grant_active"),
+                             grant_id=grant_id, credential=credential, issuer=issuer, **vars(resource.read))
         event_id = await self._audit(event)
         if event_id is None:  # fail closed: no record, no data
             raise Problem(503, "audit-unavailable", "the access cannot be recorded right now, so it is refused; "
                           "try again later", headers={"Retry-After": "5"})
         return Allowed(dataset_id, user_id, grant_id, credential, event_id)
 
-    async def _deny(self, dataset_id: str, resource: str, denial: _Denial, *, user_id: str | None,
+    async def _deny(self, dataset_id: str, resource: _Resource, denial: _Denial, *, user_id: str | None,
                     credential: str) -> None:
-        event = DataAccessDenied(dataset_id=dataset_id, user_id=user_id, resource=resource, reason=denial.reason,
-                                 credential=credential, status=denial.status)  # type: ignore[arg-type]
+        event = DataAccessDenied(dataset_id=dataset_id, user_id=user_id, resource=resource.path,
+                                 reason=denial.reason, credential=credential, status=denial.status,
+                                 **vars(resource.read))  # type: ignore[arg-type]
         event_id = await self._audit(event)
         headers = dict(denial.headers or {})
         if event_id is not None:

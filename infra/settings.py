@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     trusted_services: tuple[str, ...] = Field(
         (), description="Login subjects of services allowed to read any user's visas at /permissions/{user}")
 
+    data_url_ttl_s: int = Field(
+        300, ge=10, le=86400, description="How long a signed data URL (DRS access URL, htsget ticket URL) is valid")
+    drs_max_bulk_request_length: int = Field(
+        100, ge=1, le=10000, description="The most object ids one DRS bulk request may name (413 beyond)")
+    htsget_inline_max_bytes: int = Field(
+        65536, ge=0, description="htsget header blocks up to this size are sent as data: URIs in the ticket")
+
     otel_exporter: Literal["none", "console", "otlp"] = "none"
 
     consumer_retry_initial_s: float = Field(0.2, gt=0)

@@ -2,8 +2,9 @@
 
 Published by the gateway before it answers; an access whose audit event cannot be written is
 refused. They carry who (the user id, once verified), what (the resource, never a query's
-content), the decision and its reason code, and the grant that allowed it; the time is the
-envelope's. Keyed by the resource's dataset, so one dataset's accesses stay in order.
+content; for data reads also the object and the byte range or genomic region), the decision and
+its reason code, and the grant that allowed it; the time is the envelope's. ``data_url`` is the
+credential of a request made with a signed data URL (DRS access URL, htsget ticket URL). Keyed by the resource's dataset, so one dataset's accesses stay in order.
 """
 
 from __future__ import annotations
@@ -26,8 +27,14 @@ class _Decision(EventModel):
                                    description="Method and path of what was asked for, without the query")]
     reason: ReasonCode
     grant_id: str | None = Field(None, description="The grant (or central visa id) that allowed it")
-    credential: Literal["bearer", "passport", "visa", "none", "public"] = "none"
+    credential: Literal["bearer", "passport", "visa", "none", "public", "data_url"] = "none"
     issuer: str | None = Field(None, description="Who vouched for the grant: this node, or a central issuer")
+    object_id: str | None = Field(None, max_length=200, description="The object read (DRS id), if one was named")
+    byte_range: str | None = Field(None, max_length=1000,
+                                   description="The bytes asked for, as an HTTP Range (`bytes=0-99`); none: all")
+    region: str | None = Field(None, max_length=1000,
+                               description="The genomic region asked for (htsget), e.g. `chr21:1000-2000`, `*`, "
+                                           "`header`")
 
 
 class DataAccessed(_Decision):

@@ -139,3 +139,45 @@ async def file_history(conn: asyncpg.Connection, file_id: UUID) -> list[HistoryE
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+# -- the archive as DRS objects ------------------------------------------------------------------------
+
+_OBJECT_COLUMNS = ("f.file_id, f.dataset_id, f.filename, f.alias, f.format, f.size, f.sha256, f.md5, f.accession, "
+                   "f.drs_id, f.archive_bucket, f.archive_key, f.index_key, f.encrypted_size, f.uploaded_at, "
+                   "f.updated_at, d.state AS dataset_state, d.access_rights")
+
+
+async def drs_object(conn: asyncpg.Connection | asyncpg.Pool, object_id: str) -> dict[str, Any] | None:
+    """An archived file by DRS id (its accession) or by the alias it was submitted with, with its dataset's state.
+
+    Aliases are unique per node from the reception decider on; should an older log hold one twice,
+    the id wins over an alias and the earliest upload over later ones.
+    """
+    from genomebus.infra.readmodels.datasets import SCHEMA as DATASETS
+
+    row = await conn.fetchrow(
+        f'SELECT {_OBJECT_COLUMNS} FROM "{SCHEMA}".files f LEFT JOIN "{DATASETS}".datasets d USING (dataset_id) '
+        "WHERE f.state = 'archived' AND (f.drs_id = $1 OR f.alias = $1) "
+        "ORDER BY (f.drs_id = $1) DESC, f.uploaded_at, f.file_id LIMIT 1", object_id)
+    return dict(row) if row is not None else None
+
+
+async def dataset_objects(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str) -> list[dict[str, Any]]:
+    """The archived files of a dataset, as ``drs_object`` gives them, by accession."""
+    from genomebus.infra.readmodels.datasets import SCHEMA as DATASETS
+
+    rows = await conn.fetch(
+        f'SELECT {_OBJECT_COLUMNS} FROM "{SCHEMA}".files f LEFT JOIN "{DATASETS}".datasets d USING (dataset_id) '
+        "WHERE f.state = 'archived' AND f.dataset_id = $1 ORDER BY f.accession", dataset_id)
+    return [dict(r) for r in rows]
+
+
+async def object_totals(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[int, int]:
+    """How many archived files of released datasets this node serves, and their plaintext bytes."""
+    from genomebus.infra.readmodels.datasets import SCHEMA as DATASETS
+
+    row = await conn.fetchrow(
+        f'SELECT count(*) AS n, coalesce(sum(f.size), 0) AS bytes FROM "{SCHEMA}".files f '
+        f'JOIN "{DATASETS}".datasets d USING (dataset_id) WHERE f.state = \'archived\' AND d.state = \'released\'')
+    return int(row["n"]), int(row["bytes"])
