@@ -100,3 +100,13 @@ def verify(keys: VisaKeys, settings: Settings, token: str, *, now: float | None 
                           recipient=claims.get("recipient"), expires_at=exp)
     except KeyError as exc:
         raise DataUrlError("invalid", "the data URL's token lacks a claim") from exc
+
+
+DATA_PATH = "/data/objects/{object_id}"
+"""The gateway endpoint that serves an object's bytes to a data URL (``?token=`` carries the signed ticket)."""
+
+
+def url_for(keys: VisaKeys, settings: Settings, ticket: DataTicket, *, ttl_s: int | None = None) -> str:
+    """A signed data URL for ``ticket``: ``<gateway>/data/objects/<object id>?token=<signed ticket>``."""
+    token = sign(keys, settings, ticket, ttl_s=ttl_s)
+    return f"{settings.gateway_url}{DATA_PATH.format(object_id=ticket.object_id)}?token={token}"
