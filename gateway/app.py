@@ -11,7 +11,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from genomebus.gateway import problems
 from genomebus.gateway.enforcement import Enforcer
-from genomebus.gateway.routers import access, commands, datasets, passports, records, service_info
+from genomebus.gateway.routers import access, commands, data, datasets, drs, htsget, passports, records, service_info
 from genomebus.infra import db, s3, telemetry
 from genomebus.infra.archive_store import Archive
 from genomebus.infra.identity import Verifier
@@ -70,6 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(records.router)
     app.include_router(access.router)
     app.include_router(passports.router)
+    app.include_router(drs.router)
+    app.include_router(htsget.router)
+    app.include_router(data.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app
 

@@ -72,10 +72,63 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("400", default_400)
             responses.setdefault("500", default_500)
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for path, path_item in openapi.get("paths", {}).items():  # GA4GH APIs with their own error shape
+        dialect = next((v for prefix, v in DIALECT_SCHEMAS.items() if path.startswith(prefix)), None)
+        if dialect is None:
+            continue
+        name, schema = dialect
+        schemas[name] = schema
+        for operation in path_item.values():
+            for response in (operation.get("responses", {}) if isinstance(operation, dict) else {}).values():
+                content = response.get("content", {})
+                if PROBLEM_JSON in content:
+                    del content[PROBLEM_JSON]
+                    content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = ProblemDocument.model_json_schema()
     return openapi
+
+
+# -- GA4GH error shapes -----------------------------------------------------------------------------
+#
+# Some GA4GH APIs name their own error body: DRS an ``Error`` with ``msg`` and ``status_code``, htsget
+# ``{"htsget": {"error": <name>, "message": ...}}``, both as ``application/json``. Under those APIs'
+# paths the gateway answers exactly that shape, so their clients and compliance suites read it; the
+# DRS body keeps the RFC 7807 members beside its own (extra members are allowed by both).
+
+HTSGET_ERRORS = {400: "InvalidInput", 401: "InvalidAuthentication", 403: "PermissionDenied", 404: "NotFound",
+                 413: "PayloadTooLarge", 500: "InternalServerError", 503: "InternalServerError"}
+"""The htsget error name of a status, unless the problem names one itself (``htsget_error=``)."""
+
+
+def _drs_body(body: dict[str, Any]) -> dict[str, Any]:
+    return {"msg": body["detail"], "status_code": body["status"], **body}
+
+
+def _htsget_body(body: dict[str, Any]) -> dict[str, Any]:
+    name = body.get("htsget_error") or HTSGET_ERRORS.get(body["status"], "InternalServerError")
+    return {"htsget": {"error": name, "message": body["detail"]}}
+
+
+DIALECTS: tuple[tuple[str, Any], ...] = (("/ga4gh/drs/v1", _drs_body), ("/htsget/v1", _htsget_body))
+
+DIALECT_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+    "/ga4gh/drs/v1": ("DrsError", {
+        "title": "DrsError", "type": "object", "required": ["msg", "status_code"],
+        "description": "DRS 1.5 `Error` (msg, status_code), with the RFC 7807 members beside it",
+        "properties": {"msg": {"type": "string"}, "status_code": {"type": "integer"},
+                       "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                       "detail": {"type": "string"}, "instance": {"type": "string"}}}),
+    "/htsget/v1": ("HtsgetError", {
+        "title": "HtsgetError", "type": "object", "required": ["htsget"],
+        "description": "htsget 1.3 error: the error's name and a message",
+        "properties": {"htsget": {"type": "object", "required": ["error", "message"], "properties": {
+            "error": {"type": "string", "enum": ["InvalidAuthentication", "PermissionDenied", "NotFound",
+                                                 "UnsupportedFormat", "InvalidInput", "InvalidRange",
+                                                 "PayloadTooLarge", "InternalServerError"]},
+            "message": {"type": "string"}}}}}),
+}
 
 
 def problem_response(request: Request, status: int, code: str, detail: str, *, title: str | None = None,
@@ -88,6 +141,10 @@ def problem_response(request: Request, status: int, code: str, detail: str, *, t
         "instance": request.url.path,
         **extra,
     }
+    for prefix, shape in DIALECTS:
+        if request.url.path.startswith(prefix):
+            return JSONResponse(shape(body), status_code=status, media_type="application/json", headers=headers)
+    body.pop("htsget_error", None)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
