@@ -18,8 +18,12 @@ NEEDED = (
     "variants/NA18537.vcf.gz",
     "variants/NA18537.vcf.gz.tbi",
     "variants/sample1-bcbio-cancer.vcf.gz",
+    "variants/sample1-bcbio-cancer.vcf.gz.tbi",
+    "variants/sample1-bcbio-cancer.bcf",
+    "variants/sample1-bcbio-cancer.bcf.csi",
     "variants/spec-v4.3.vcf.gz",
     "variants/spec-v4.3.bcf",
+    "variants/spec-v4.3.bcf.csi",
     "crypt4gh/bob.sec",
     "crypt4gh/sample1-bcbio-cancer.vcf.gz.c4gh",
 )
