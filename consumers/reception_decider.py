@@ -8,12 +8,19 @@
   ``file.uploaded``) or ``reception.command_rejected`` with machine-readable reasons and the
   dataset's state at the time
 - decides: ``decide(state, command)``, a pure function over the dataset's state (``DatasetState``)
+  and, for a file submitted with an alias, the other files of the node that hold that alias
 - state: read from the ``datasets`` and ``files`` read models once they have applied everything on
   ``genomebus.reception`` at the moment of deciding; its own ledger ``decider_reception.decisions``
   (created by migration ``0002``) remembers the outcome of every command
 - accessions: a file accepted into a dataset gets its accession here, carried in ``file.uploaded``:
   ``GDI-<node>-FILE-<8 digits>``, the next number of the node (``decider_reception.accessions``,
   migration ``0003``), the same one again for the same file; replay reads it from the event
+- aliases: DRS and htsget resolve an object by accession or by alias, so an alias names one file
+  of the node: a submission whose alias another file holds (any dataset, any state but
+  ``qc_failed``, whose alias was never served) is rejected ``alias_taken``, naming the holder;
+  the same file submitted again with its own alias is accepted. The alias is also claimed in
+  ``decider_reception.aliases`` (migration ``0005``) under a lock, so two deciders taking commands
+  of two datasets at once cannot both give it away
 - settings: ``read_your_writes_timeout_s`` (how long to wait for the read models to catch up)
 
 Commands for one dataset share a partition and are decided one at a time, in order. Before each
@@ -63,6 +70,7 @@ from genomebus.schemas.reception import (
 ACTOR = "worker:reception-decider"
 LEDGER = "decider_reception.decisions"
 ACCESSIONS = "decider_reception.accessions"
+ALIASES = "decider_reception.aliases"
 
 
 def accession_of(node_id: str, number: int) -> str:
@@ -85,12 +93,26 @@ class FileFacts:
 
 
 @dataclass(frozen=True)
+class AliasHolder:
+    """A file of the node, in this dataset or another, that holds the alias a submission asks for."""
+
+    file_id: UUID
+    dataset_id: str
+    accession: str | None = None
+
+
+@dataclass(frozen=True)
 class DatasetState:
-    """A dataset as the log says it is now: ``state`` None means this node never registered it."""
+    """A dataset as the log says it is now: ``state`` None means this node never registered it.
+
+    ``alias_holders``: the files that hold the alias of the command being decided (none for
+    other commands), including the submitted file itself when it holds it already.
+    """
 
     dataset_id: str
     state: str | None
     files: tuple[FileFacts, ...] = ()
+    alias_holders: tuple[AliasHolder, ...] = ()
 
 
 _WAITING = {"uploaded": "waiting for QC", "qc_passed": "waiting for the archive"}
@@ -138,8 +160,17 @@ def decide(state: DatasetState, command: EventModel, command_id: UUID) -> EventM
             if done is not None:
                 return _reject(state, command, command_id, "already_archived",
                                f"the same bytes are already archived in {state.dataset_id} as {done.accession}")
+            holder = next((h for h in state.alias_holders if h.file_id != command.file_id), None)
+            if command.alias is not None and holder is not None:
+                return _reject(state, command, command_id, "alias_taken", alias_taken(command.alias, holder))
             return FileUploaded(**command.upload_fields())
     raise TypeError(f"the reception decider has no rule for {type(command).__name__}")
+
+
+def alias_taken(alias: str, holder: AliasHolder) -> str:
+    """The one line a submitter reads: whose the alias is, and what to do."""
+    whose = holder.accession or f"file {holder.file_id} (not yet accessioned)"
+    return f"alias {alias!r} is already {whose}'s, in {holder.dataset_id}; submit with another --alias"
 
 
 def _refuse_unless(state: DatasetState, command: EventModel, command_id: UUID, *allowed: str) -> CommandRejected | None:
@@ -164,14 +195,27 @@ def _rejection(state: DatasetState, command: EventModel, command_id: UUID,
 # -- the handler: I/O around the decision ---------------------------------------------------------------
 
 
-async def current_state(pool: asyncpg.Pool, dataset_id: str) -> DatasetState:
+async def alias_holders(conn: asyncpg.Connection, alias: str) -> list[asyncpg.Record]:
+    """The node's files that hold ``alias``: any dataset, any state but ``qc_failed``, earliest first.
+
+    A query of the ``files`` read model; it belongs beside the others in ``infra/readmodels/files.py``
+    and is here only until that module takes it (it reads the schema the module names).
+    """
+    return await conn.fetch(
+        f'SELECT file_id, dataset_id, accession FROM "{files.SCHEMA}".files '
+        "WHERE alias = $1 AND state <> 'qc_failed' ORDER BY uploaded_at, file_id", alias)
+
+
+async def current_state(pool: asyncpg.Pool, dataset_id: str, *, alias: str | None = None) -> DatasetState:
+    """The dataset, its files and, when ``alias`` is given, the node's files that hold it."""
     async with pool.acquire() as conn:
         state = await datasets.dataset_state(conn, dataset_id)
         members = await files.files_of(conn, dataset_id)
+        holders = await alias_holders(conn, alias) if alias is not None else []
     return DatasetState(dataset_id, state, tuple(
         FileFacts(f["file_id"], f["alias"] or f["filename"], f["state"], f["accession"],
                   tuple(dict.fromkeys(r["code"] for r in f["qc_reasons"] or ())))
-        for f in members))
+        for f in members), tuple(AliasHolder(h["file_id"], h["dataset_id"], h["accession"]) for h in holders))
 
 
 async def caught_up(settings: Settings, pool: asyncpg.Pool) -> None:
@@ -214,6 +258,29 @@ class Ledger:
                 await conn.execute(f"INSERT INTO {ACCESSIONS} (file_id, number) VALUES ($1, $2)", file_id, number)
         return accession_of(node_id, number)
 
+    async def claim_alias(self, alias: str, file_id: UUID, dataset_id: str, node_id: str,
+                          pool_of_read_models: asyncpg.Pool) -> AliasHolder | None:
+        """Give ``alias`` to the file, or answer the other file that holds it.
+
+        The read models say which aliases the log has given; a claim covers the moment between
+        another decider's decision and its fact reaching them. Claims are taken under a lock shared
+        by every decider instance. A holder that failed QC was never served under its alias and
+        gives it up; a holder the read models do not know yet keeps it.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('decider_reception.aliases'))")
+            row = await conn.fetchrow(f"SELECT a.file_id, a.dataset_id, n.number FROM {ALIASES} a "
+                                      f"LEFT JOIN {ACCESSIONS} n USING (file_id) WHERE a.alias = $1", alias)
+            if row is not None and row["file_id"] != file_id \
+                    and await files.file_state(pool_of_read_models, row["file_id"]) != "qc_failed":
+                return AliasHolder(row["file_id"], row["dataset_id"],
+                                   accession_of(node_id, row["number"]) if row["number"] else None)
+            await conn.execute(
+                f"INSERT INTO {ALIASES} (alias, file_id, dataset_id) VALUES ($1, $2, $3) ON CONFLICT (alias) "
+                "DO UPDATE SET file_id = excluded.file_id, dataset_id = excluded.dataset_id, claimed_at = now()",
+                alias, file_id, dataset_id)
+        return None
+
     async def record(self, command: Envelope[Any], outcome: Envelope[Any]) -> Envelope[Any]:
         """Keep the outcome; if another attempt recorded one first, that one wins."""
         await self.pool.execute(
@@ -232,8 +299,12 @@ async def decide_command(command: Envelope[Any], settings: Settings, pool: async
     if (recorded := await ledger.outcome(command.id)) is not None:
         return [recorded]
     await caught_up(settings, pool)
-    state = await current_state(pool, command.data.dataset_id)
+    state = await current_state(pool, command.data.dataset_id, alias=getattr(command.data, "alias", None))
     fact = decide(state, command.data, command.id)
+    if isinstance(fact, FileUploaded) and fact.alias is not None:  # another decider may have given it a moment ago
+        holder = await ledger.claim_alias(fact.alias, fact.file_id, fact.dataset_id, settings.node_id, pool)
+        if holder is not None:
+            fact = _reject(state, command.data, command.id, "alias_taken", alias_taken(fact.alias, holder))
     if isinstance(fact, FileUploaded):  # a file submitted again keeps the accession the log already gave it
         known = next((f.accession for f in state.files if f.file_id == fact.file_id and f.accession), None)
         accession = known or await ledger.accession(fact.file_id, settings.node_id, pool)

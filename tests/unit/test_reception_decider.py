@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from genomebus.consumers.reception_decider import DatasetState, FileFacts, decide
+from genomebus.consumers.reception_decider import AliasHolder, DatasetState, FileFacts, decide
 from genomebus.schemas.reception import (
     CommandRejected,
     DatasetRegistered,
@@ -38,10 +38,10 @@ def register(**fields: object) -> DatasetRegisterRequested:
                                        "data_use": ("DUO:0000042",), **fields})
 
 
-def submit(file_id: uuid.UUID | None = None) -> FileSubmitRequested:
+def submit(file_id: uuid.UUID | None = None, alias: str | None = None) -> FileSubmitRequested:
     return FileSubmitRequested(dataset_id=DATASET, file_id=file_id or uuid.uuid4(), filename="a.bam",
                                bucket="inbox", object_key=f"{DATASET}/x/a.bam", size=10, sha256="a" * 64,
-                               md5="b" * 32, declared_format="BAM")
+                               md5="b" * 32, declared_format="BAM", alias=alias)
 
 
 def codes(outcome: object) -> list[str]:
@@ -137,6 +137,61 @@ def test_the_same_bytes_already_archived_are_not_taken_twice_but_a_failed_file_m
     assert "GDI-FI-FILE-00000042" in outcome.reasons[0].message
     failed = FileFacts(uuid.uuid4(), "a.bam", "qc_failed", None, ("object_missing",))
     assert isinstance(decide(state("registered", failed), submit(failed.file_id), COMMAND_ID), FileUploaded)
+
+
+def holding(*holders: AliasHolder, lifecycle: str = "registered") -> DatasetState:
+    return DatasetState(DATASET, lifecycle, (), holders)
+
+
+def test_an_alias_another_file_holds_is_refused_naming_the_holders_accession():
+    other = AliasHolder(uuid.uuid4(), "GDI-FI-DATASET-002", "GDI-FI-FILE-00000007")
+
+    outcome = decide(holding(other), submit(alias="NA12878"), COMMAND_ID)
+
+    assert codes(outcome) == ["alias_taken"]
+    assert outcome.reasons[0].message == ("alias 'NA12878' is already GDI-FI-FILE-00000007's, in "
+                                          "GDI-FI-DATASET-002; submit with another --alias")
+    assert outcome.state == "registered" and outcome.command_type == "file.submit_requested"
+
+
+def test_a_holder_not_yet_accessioned_is_named_by_its_file_id():
+    other = AliasHolder(uuid.uuid4(), DATASET)  # in this very dataset, a moment ago
+
+    outcome = decide(holding(other), submit(alias="proband"), COMMAND_ID)
+
+    assert codes(outcome) == ["alias_taken"]
+    assert f"file {other.file_id} (not yet accessioned)" in outcome.reasons[0].message
+    assert "\n" not in outcome.reasons[0].message  # one plain line for the submitter
+
+
+def test_the_same_file_submitted_again_with_its_own_alias_is_accepted():
+    file_id = uuid.uuid4()
+    mine = AliasHolder(file_id, DATASET, "GDI-FI-FILE-00000003")
+
+    fact = decide(holding(mine), submit(file_id, alias="proband"), COMMAND_ID)
+
+    assert isinstance(fact, FileUploaded) and fact.alias == "proband"
+
+
+def test_the_alias_is_refused_when_held_by_another_file_beside_the_submitted_one():
+    file_id = uuid.uuid4()
+    holders = (AliasHolder(file_id, DATASET), AliasHolder(uuid.uuid4(), "GDI-FI-DATASET-002", "GDI-FI-FILE-00000009"))
+
+    outcome = decide(holding(*holders), submit(file_id, alias="proband"), COMMAND_ID)
+
+    assert codes(outcome) == ["alias_taken"] and "GDI-FI-FILE-00000009" in outcome.reasons[0].message
+
+
+def test_a_file_without_an_alias_never_meets_an_alias_rule():
+    fact = decide(holding(AliasHolder(uuid.uuid4(), "GDI-FI-DATASET-002", "GDI-FI-FILE-00000007")), submit(),
+                  COMMAND_ID)
+    assert isinstance(fact, FileUploaded) and fact.alias is None
+
+
+@pytest.mark.parametrize(("lifecycle", "code"), [(None, "unknown_dataset"), ("released", "dataset_released")])
+def test_a_dataset_that_takes_no_files_is_the_reason_before_the_alias(lifecycle: str | None, code: str):
+    taken = AliasHolder(uuid.uuid4(), "GDI-FI-DATASET-002", "GDI-FI-FILE-00000007")
+    assert codes(decide(holding(taken, lifecycle=lifecycle), submit(alias="proband"), COMMAND_ID)) == [code]
 
 
 def test_every_rejection_is_keyed_by_the_dataset():

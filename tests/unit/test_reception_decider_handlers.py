@@ -15,7 +15,7 @@ import pytest
 from faststream import Context
 
 from genomebus.consumers import reception_decider
-from genomebus.consumers.reception_decider import DatasetState, FileFacts
+from genomebus.consumers.reception_decider import AliasHolder, DatasetState, FileFacts
 from genomebus.infra.settings import Settings
 from genomebus.infra.worker import Transient, Worker
 from genomebus.schemas.base import EventModel
@@ -51,6 +51,13 @@ class FakeLedger:
         number = self.numbers.setdefault(file_id, len(self.numbers) + 1)
         return f"GDI-{node_id}-FILE-{number:08d}"
 
+    async def claim_alias(self, alias: str, file_id: UUID, dataset_id: str, node_id: str,
+                          pool: Any) -> AliasHolder | None:
+        """The real one claims under a lock in PostgreSQL; here the first claim of an alias wins."""
+        self.aliases = getattr(self, "aliases", {})
+        holder = self.aliases.setdefault(alias, AliasHolder(file_id, dataset_id))
+        return holder if holder.file_id != file_id else None
+
     async def record(self, command: Envelope[Any], outcome: Envelope[Any]) -> Envelope[Any]:
         self.recorded.append(command.id)
         return self.outcomes.setdefault(command.id, outcome)
@@ -72,6 +79,7 @@ class ReadModels:
         self.state, self.lagging = state, lagging
         self.catch_ups = 0
         self.asked: list[tuple[Any, str]] = []
+        self.aliases_asked: list[str | None] = []
         monkeypatch.setattr(reception_decider, "caught_up", self.caught_up)
         monkeypatch.setattr(reception_decider, "current_state", self.current_state)
 
@@ -80,8 +88,9 @@ class ReadModels:
         if self.catch_ups <= self.lagging:
             raise Transient("datasets projection still behind offset 41")
 
-    async def current_state(self, pool: Any, dataset_id: str) -> DatasetState:
+    async def current_state(self, pool: Any, dataset_id: str, *, alias: str | None = None) -> DatasetState:
         self.asked.append((pool, dataset_id))
+        self.aliases_asked.append(alias)
         return self.state
 
 
@@ -243,6 +252,61 @@ async def test_a_file_submitted_again_keeps_the_accession_the_log_gave_it(
 
     assert fact.type == "file.uploaded" and fact.data.accession == "GDI-FI-FILE-00000042"
     assert getattr(ledger, "numbers", {}) == {}  # no new number handed out
+
+
+async def test_a_submission_whose_alias_another_file_holds_is_rejected_and_given_no_accession(
+        monkeypatch: pytest.MonkeyPatch, settings: Settings, ledger: FakeLedger, pool: FakePool) -> None:
+    holder = AliasHolder(uuid.uuid4(), "GDI-FI-DATASET-002", "GDI-FI-FILE-00000005")
+    models = ReadModels(monkeypatch, DatasetState(DATASET, "registered", (), (holder,)))
+    cmd = command(submit(), actor="node-system-1")
+
+    [(key, rejection)] = await send(build(settings, ledger, pool), cmd)
+
+    assert models.aliases_asked == ["proband"]  # the read models were asked who holds it
+    assert key == DATASET.encode()
+    assert_outcome_of(cmd, rejection, "reception.command_rejected", reception_decider.ACTOR)
+    [reason] = rejection.data.reasons
+    assert reason.code == "alias_taken" and "GDI-FI-FILE-00000005" in reason.message
+    assert getattr(ledger, "numbers", {}) == {} and getattr(ledger, "aliases", {}) == {}
+
+
+async def test_an_alias_another_decider_claimed_a_moment_ago_is_refused_too(
+        monkeypatch: pytest.MonkeyPatch, settings: Settings, ledger: FakeLedger, pool: FakePool) -> None:
+    ReadModels(monkeypatch, DatasetState(DATASET, "registered"))  # its fact has not reached the read models
+    first = command(submit(), actor="node-system-1")
+    second = command(submit(), actor="node-system-1")  # other bytes, so another file, the same alias
+
+    [(_, accepted), (_, refused)] = await send(build(settings, ledger, pool), first, second)
+
+    assert accepted.type == "file.uploaded" and accepted.data.alias == "proband"
+    assert ledger.aliases["proband"].file_id == first.data.file_id
+    assert refused.type == "reception.command_rejected"
+    assert [r.code for r in refused.data.reasons] == ["alias_taken"]
+    assert f"file {first.data.file_id} (not yet accessioned)" in refused.data.reasons[0].message
+    assert list(ledger.numbers) == [first.data.file_id]  # the refused file was given no accession
+
+
+async def test_the_same_file_again_with_its_alias_is_accepted_and_keeps_its_claim(
+        monkeypatch: pytest.MonkeyPatch, settings: Settings, ledger: FakeLedger, pool: FakePool) -> None:
+    data = submit()
+    ReadModels(monkeypatch, DatasetState(DATASET, "registered", (), (AliasHolder(data.file_id, DATASET),)))
+
+    outcomes = await send(build(settings, ledger, pool), command(data), command(data))  # two commands, one file
+
+    assert [e.type for _, e in outcomes] == ["file.uploaded", "file.uploaded"]
+    assert ledger.aliases == {"proband": AliasHolder(data.file_id, DATASET)}
+
+
+async def test_commands_without_an_alias_ask_for_no_holders(
+        monkeypatch: pytest.MonkeyPatch, settings: Settings, ledger: FakeLedger, pool: FakePool) -> None:
+    models = ReadModels(monkeypatch, DatasetState(DATASET, "registered"))
+    data = submit().model_copy(update={"alias": None})
+
+    [(_, fact), (_, released)] = await send(build(settings, ledger, pool), command(data),
+                                            command(DatasetReleaseRequested(dataset_id=DATASET)))
+
+    assert fact.type == "file.uploaded" and released.type == "reception.command_rejected"
+    assert models.aliases_asked == [None, None] and getattr(ledger, "aliases", {}) == {}
 
 
 @pytest.mark.parametrize(("data", "state", "fact_type"), [
