@@ -276,3 +276,30 @@ def test_compose_mounts_the_visa_keys_in_the_gateway_only(compose: dict) -> None
     # Every process needs the path (the production profile refuses to start without it), not the keys.
     assert re.search(rf"^GENOMEBUS_VISA_KEYS_DIR={re.escape(target)}$",
                      (DEPLOY / "genomebus.env.example").read_text(), re.M)
+
+
+def test_compose_mounts_the_archive_key_read_only_where_it_decrypts_and_nowhere_else(compose: dict) -> None:
+    services = compose["services"]
+    env_example = (DEPLOY / "genomebus.env.example").read_text()
+    secret = re.search(r"^GENOMEBUS_ARCHIVE_SECRET_KEY_PATH=(\S+)$", env_example, re.M)
+    public = re.search(r"^GENOMEBUS_ARCHIVE_PUBLIC_KEY_PATH=(\S+)$", env_example, re.M)
+    assert secret and public
+    target = str(Path(secret.group(1)).parent)
+    assert str(Path(public.group(1)).parent) == target
+    holders = {name for name, service in services.items()
+               if any("secrets/archive" in str(volume) for volume in service.get("volumes") or [])}
+    # The archive worker encrypts and verifies; the gateway decrypts to serve DRS and htsget.
+    assert holders == {"archive", "gateway"}
+    for name in holders:
+        assert f"./secrets/archive:{target}:ro" in services[name]["volumes"], name
+        assert "./secrets/kafka/ca.crt:/etc/genomebus/kafka-ca.crt:ro" in services[name]["volumes"], name
+    assert services["archive"]["command"] == ["worker", "archive"]
+    assert services["gateway"]["command"][0] == "gateway"
+
+
+def test_the_deploy_notes_give_the_gateway_archive_reads_only() -> None:
+    principals = (DEPLOY / "principals.md").read_text()
+    [gateway_row] = [line for line in principals.splitlines() if line.startswith("| `User:genomebus-gateway`")]
+    assert gateway_row.rstrip(" |").endswith("archive bucket: read (GetObject) only; nothing on the inbox")
+    readme = " ".join((DEPLOY / "README.md").read_text().split())
+    assert "The gateway's S3 key should read the archive bucket and do nothing else" in readme
