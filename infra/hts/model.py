@@ -49,8 +49,8 @@ class Query:
 
     ``format`` is the stored file's own format; ``regions`` None is the whole file. ``exact=False``
     asks for byte ranges of the stored file only (a Crypt4GH ticket can carry no synthesised bytes):
-    where the header shares its last BGZF block with records, that whole block then goes with the
-    header, records and all (htsget lets a response carry records beyond those asked for).
+    blocks are then sent whole, with whatever records they hold beyond those asked for (htsget
+    allows it), and the header's last block goes with the header when records share it.
     """
 
     format: str
@@ -63,9 +63,9 @@ class Query:
 class Block:
     """One URL of a ticket: the stored bytes ``[start, end)``, or ``data`` made from them when it is set.
 
-    ``data`` is set only for a BGZF block the header shares with records, split in two re-compressed
-    blocks (the header's part, the records' part) so that neither is sent twice; never when the
-    query is not ``exact``.
+    ``data`` is set for a BGZF block that had to be cut: the one the header shares with records, or
+    the first or last block of a run of records, inflated, cut and re-compressed (``start``/``end``
+    then name the stored block it was made from). Never when the query is not ``exact``.
     """
 
     start: int

@@ -2,9 +2,16 @@
 
 ``open_file`` reads a file's header and parses its index once (``HtsFile``, which the gateway may
 keep per object); ``HtsFile.plan(query)`` answers each query. Concatenated in order, the blocks
-are a file of the same format that htslib reads: the header, then whole BGZF blocks (CRAM: whole
-containers) holding every record that overlaps the regions, each byte at most once, then the
-file's own EOF marker. Records outside the regions may come too: htsget lets clients filter.
+are a file of the same format that htslib reads: the header, then the records that overlap the
+regions, each byte at most once, then the file's own EOF marker.
+
+The index gives the records as spans of virtual offsets, which begin and end inside BGZF blocks
+(and a record may straddle two blocks). An ``exact`` query gets exactly those records: the blocks
+in between as stored, and a span's first and last block inflated, cut at the span's edges and
+re-compressed (``Block.data``). A stored-bytes-only query gets whole stored blocks, each range
+widened to blocks that begin with a record (``records.py``), so it carries some records beyond
+the regions, which htsget allows (clients filter). CRAM records never straddle containers: its
+ranges are whole containers either way.
 
 Decisions where htsget 1.3 leaves room, so the router and its tests can rely on them:
 
@@ -33,8 +40,8 @@ from dataclasses import dataclass, field
 from genomebus.infra.hts.bgzf import EOF_MARKER, block_end, deflate_blocks, inflate_block, split_virtual
 from genomebus.infra.hts.headers import CRAM3_EOF, FileHeader, read_header
 from genomebus.infra.hts.indexes import BinningIndex, CraiEntry, parse_binning_index, parse_crai
-from genomebus.infra.hts.records import aligned_blocks
 from genomebus.infra.hts.model import FORMATS, UNPLACED, Block, HtsError, Plaintext, Query, Region
+from genomebus.infra.hts.records import aligned_blocks
 
 ALL_FORMATS = tuple(f for formats in FORMATS.values() for f in formats)
 
@@ -120,7 +127,7 @@ class HtsFile:
             spans += self._spans(region)
         spans = merge([(max(b, self.header.first_record), min(e, self.data_end << 16)) for b, e in spans])
         if query.exact or self.format == "CRAM":
-            blocks = self._header_blocks(exact=True) + await self._exact_blocks(spans)
+            blocks = self._header_blocks() + await self._exact_blocks(spans)
         else:
             blocks = await self._stored_blocks(spans)
         return join(blocks + self._eof_blocks(query))
@@ -174,10 +181,11 @@ class HtsFile:
                 found.append((entry.container, containers[bisect.bisect_right(containers, entry.container)]))
         return found
 
-    def _header_blocks(self, exact: bool) -> list[Block]:
+    def _header_blocks(self) -> list[Block]:
+        """The header's whole blocks, and its part of the block it shares with records, re-compressed."""
         shared = self.header.shared
         blocks = [Block(0, self.header.end, "header")] if self.header.end else []
-        if shared is not None and exact:
+        if shared is not None:
             blocks.append(Block(shared.start, shared.end, "header", deflate_blocks(shared.header_part)))
         return blocks
 
