@@ -206,7 +206,7 @@ def _sam_header_text(container: bytes) -> str:
     position = 2
     _, position = itf8(container, position)  # content id
     size, position = itf8(container, position)
-    raw_size, position = itf8(container, position)
+    _, position = itf8(container, position)  # raw size
     payload = container[position:position + size]
     if method == 1:
         payload = zlib.decompress(payload, wbits=31)
