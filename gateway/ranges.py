@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 MAX_RANGE_SPECS = 100
 _HUGE = 10**19  # beyond every object's size; stands for any number of more than 18 digits
-_SPEC = re.compile(r"(\d*)-(\d*)")
+_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
 
 
 class RangeNotSatisfiable(Exception):  # noqa: N818 - the name is the HTTP status's
@@ -68,7 +68,7 @@ def parse(header: str | None, size: int) -> list[ByteRange] | None:
     if header is None:
         return None
     unit, eq, range_set = header.strip().partition("=")
-    if not eq or unit.strip().lower() != "bytes":
+    if not eq or unit.lower() != "bytes":
         return None
     specs = [s.strip() for s in range_set.split(",")]
     specs = [s for s in specs if s]  # RFC 9110 §5.6.1: empty list elements are allowed and ignored

@@ -306,16 +306,18 @@ _KEY_HEADER = {"name": CLIENT_PUBLIC_KEY_HEADER, "in": "header", "required": Fal
                "description": "For `access_id` `c4gh`: the reader's Crypt4GH public key, base64 of the "
                               "`crypt4gh keygen` .pub file (or of the raw 32-byte key)"}
 _OBJECT = dict(response_model=DrsObject, response_model_exclude_none=True,
-               responses=problem_responses(400, 404, 503))
+               responses=problem_responses(400, 404, 500, 503))
 _ACCESS = dict(response_model=AccessURL, response_model_exclude_none=True,
                responses={200: {"description": "A signed URL for the bytes", "headers": _AUDITED},
-                          **problem_responses(400, 401, 403, 404, 503)},
+                          **problem_responses(400, 401, 403, 404, 500, 503)},
                openapi_extra={"parameters": [_KEY_HEADER]})
-_BULK = problem_responses(400, 413, 503)
+# 500 named here, not left to problems.document_problems: its default 500 is one dict shared by every
+# operation, and rewriting it to the DRS error shape would rewrite it for the whole gateway.
+_BULK = problem_responses(400, 413, 500, 503)
 
 
 @router.get("/service-info", response_model=DrsServiceInfo, response_model_exclude_none=True,
-            responses=problem_responses(503))
+            responses=problem_responses(500, 503))
 async def drs_service_info(settings: SettingsDep, pool: PoolDep) -> JSONResponse:
     """The node's service-info as a DRS 1.5 service, with the size of what it serves."""
     node = await service_info.service_info(settings)
@@ -410,7 +412,7 @@ async def post_object(object_id: ObjectPath, body: Annotated[PostObjectBody, Bod
 
 
 @router.options("/objects/{object_id}", response_model=Authorizations, response_model_exclude_none=True,
-                responses=problem_responses(400, 404, 503))
+                responses=problem_responses(400, 404, 500, 503))
 async def object_authorizations(object_id: ObjectPath, settings: SettingsDep, pool: PoolDep) -> JSONResponse:
     """How to authorize access to the object's bytes: which credentials, from which issuers."""
     async with pool.acquire() as conn:
