@@ -59,7 +59,7 @@ log = logging.getLogger("genomebus.gateway.data")
 
 router = APIRouter(tags=["data"])
 
-ObjectPath = Annotated[str, Path(min_length=1, max_length=200, description="The object's DRS id or alias")]
+ObjectPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._~-]{1,200}$", description="The object's DRS id or alias")]
 TokenQuery = Annotated[str | None, Query(max_length=8192, description="The signed ticket of the data URL")]
 
 _AUDITED = {"X-Audit-Event": {"description": "Id of the audit event recording this read",

@@ -71,10 +71,13 @@ ACCESS_MODES: dict[str, Literal["plain", "c4gh"]] = {"https": "plain", "c4gh": "
 
 router = APIRouter(prefix=PREFIX, tags=["DRS"])
 
-ObjectId = Annotated[str, Field(min_length=1, max_length=200)]
-ObjectPath = Annotated[str, Path(min_length=1, max_length=200, description="`DrsObject` identifier: "
+OBJECT_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,200}$"
+"""DRS ids' characters (RFC 3986 unreserved): accessions, dataset ids and aliases (``[A-Za-z0-9._-]``) all are."""
+ACCESS_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+ObjectId = Annotated[str, Field(pattern=OBJECT_ID_PATTERN)]
+ObjectPath = Annotated[str, Path(pattern=OBJECT_ID_PATTERN, description="`DrsObject` identifier: "
                                  "an accession, a file's alias, or a dataset id (a bundle)")]
-AccessPath = Annotated[str, Path(min_length=1, max_length=64, description="An `access_id` of the object's "
+AccessPath = Annotated[str, Path(pattern=ACCESS_ID_PATTERN, description="An `access_id` of the object's "
                                  "`access_methods`: `https` (decrypted bytes) or `c4gh` (a Crypt4GH copy)")]
 ExpandQuery = Annotated[bool, Query(description="Expand nested bundles (these bundles hold none)")]
 Passport = Annotated[str, Field(min_length=1, max_length=262144)]
@@ -208,7 +211,7 @@ class BulkObjectIdsNoPassport(_Body):
 
 class BulkObjectAccess(_Body):
     bulk_object_id: ObjectId
-    bulk_access_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+    bulk_access_ids: Annotated[list[Annotated[str, Field(pattern=ACCESS_ID_PATTERN)]],
                                Field(min_length=1, max_length=len(ACCESS_MODES) * 4)]
 
 
