@@ -1061,6 +1061,8 @@ from genomebus.cli_access import access_app, keys_app, token_app  # noqa: E402
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
 app.add_typer(access_app, name="access")
+from genomebus.cli_fetch import fetch  # noqa: E402
+app.command("fetch")(fetch)
 
 
 def main() -> NoReturn:
