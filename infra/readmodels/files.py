@@ -26,7 +26,7 @@ class FilesProjection(Projection):
     """Files as they move through reception: upload, QC verdict and metrics, archive and accession."""
 
     name = "files"
-    version = 2  # v2: the accession is known from the upload on (assigned by the reception decider)
+    version = 3  # v2: the accession is known from the upload on; v3: a re-upload's alias replaces the old one
     contexts = ("reception",)
     tables = {
         "files": (
@@ -66,6 +66,7 @@ class FilesProjection(Projection):
                     "inbox_bucket, inbox_key, state, uploaded_at, uploaded_by, uploads, updated_at, accession, drs_id) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'uploaded', $11, $12, 1, $11, $13, $13) "
                     "ON CONFLICT (file_id) DO UPDATE SET uploads = files.uploads + 1, "
+                    "alias = coalesce(excluded.alias, files.alias), "
                     "accession = coalesce(files.accession, excluded.accession), "
                     "drs_id = coalesce(files.drs_id, excluded.drs_id)",
                     f.file_id, f.dataset_id, f.filename, f.alias, f.declared_format, f.size, f.sha256, f.md5,

@@ -58,7 +58,7 @@ async def archive_objects(stack) -> list[dict]:
 
 async def test_good_files_are_checked_archived_and_the_dataset_released(stack, publisher, tmp_path):
     dataset_id = await register(stack, publisher)
-    bam = await submit_file(stack, dataset_id, BAM, alias="htsnexus_test_NA12878", actor="seq-centre",
+    bam = await submit_file(stack, dataset_id, BAM, alias=f"reception-NA12878-{dataset_id}", actor="seq-centre",
                             publisher=publisher)
     vcf = await submit_file(stack, dataset_id, VCF, actor="seq-centre", publisher=publisher)
 
@@ -72,7 +72,7 @@ async def test_good_files_are_checked_archived_and_the_dataset_released(stack, p
     assert bam_file["state"] == "archived", bam_file
     assert vcf_file["state"] == "archived", vcf_file
     assert bam_file["accession"].startswith("GDI-FI-FILE-")
-    assert bam_file["alias"] == "htsnexus_test_NA12878"
+    assert bam_file["alias"] == f"reception-NA12878-{dataset_id}"
     assert bam_file["qc_metrics"]["reads"] > 0
     assert vcf_file["qc_metrics"]["records"] > 0
     assert [e["type"] for e in bam_file["history"]] == ["file.uploaded", "file.qc_passed", "file.archived"]
