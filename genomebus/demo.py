@@ -6,8 +6,9 @@ BAM and VCF files of the repository's data/ folder; 5. each file passes QC and r
 Crypt4GH archive; 6. a broken file is refused by QC with reasons; 7. the steward
 releases the dataset; 8. a researcher reads it; 9. access: an application checked
 against DUO, decided by two DACs, a passport, an audited controlled read, a central
-grant vetoed (``genomebus.demo_access``); 10. an auditor reads a file's history
-from the log.
+grant vetoed (``genomebus.demo_access``); 10. storage: the granted researcher fetches
+over DRS and htsget and receives a Crypt4GH copy, an ungranted one is refused, both audited
+(``genomebus.demo_storage``); 11. an auditor reads a file's history from the log.
 """
 
 from __future__ import annotations
@@ -197,6 +198,12 @@ def run_demo(settings: Settings, console: Console) -> int:
 
         if not access_story(settings, http, dataset_id, files[2][0], say, out):
             out("[red]the access chapter did not end as it should[/red]")
+            return 1
+
+        from genomebus.demo_storage import storage_story
+
+        if not storage_story(settings, dataset_id, say, out, hint):
+            out("[red]the storage chapter did not end as it should[/red]")
             return 1
 
     say("An auditor reads the history of the BAM file from the log itself")
