@@ -64,6 +64,8 @@ class Allowed:
     grant_id: str | None
     credential: str
     audit_event_id: str
+    issuer: str | None = None
+    """Who vouched for the grant: this node (its gateway URL), a central visa issuer, or None (public data)."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -273,7 +275,7 @@ class Enforcer:
         if event_id is None:  # fail closed: no record, no data
             raise Problem(503, "audit-unavailable", "the access cannot be recorded right now, so it is refused; "
                           "try again later", headers={"Retry-After": "5"})
-        return Allowed(dataset_id, user_id, grant_id, credential, event_id)
+        return Allowed(dataset_id, user_id, grant_id, credential, event_id, issuer)
 
     async def _deny(self, dataset_id: str, resource: _Resource, denial: _Denial, *, user_id: str | None,
                     credential: str) -> None:

@@ -62,15 +62,15 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
     """Make the OpenAPI say what the gateway answers: 400 not 422, 500 anywhere, one Problem schema."""
-    default_400, default_500 = problem_responses(400)[400], problem_responses(500)[500]
+    # Each operation gets its own copies: the GA4GH dialects below rewrite some of them in place.
     for path_item in openapi.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
             if responses.pop("422", None) is not None:  # FastAPI's mark of a route that validates input
-                responses.setdefault("400", default_400)
-            responses.setdefault("500", default_500)
+                responses.setdefault("400", problem_responses(400)[400])
+            responses.setdefault("500", problem_responses(500)[500])
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for path, path_item in openapi.get("paths", {}).items():  # GA4GH APIs with their own error shape
         dialect = next((v for prefix, v in DIALECT_SCHEMAS.items() if path.startswith(prefix)), None)

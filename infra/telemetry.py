@@ -6,11 +6,14 @@ the message headers, each consumer continues the trace from them.
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Iterable
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 from genomebus.infra.settings import Settings
@@ -21,6 +24,28 @@ CONSUMER = trace.SpanKind.CONSUMER
 _configured = False
 
 
+class _OwnRandomIds(IdGenerator):
+    """Trace and span ids from a generator of their own, not the process-wide ``random`` module.
+
+    The SDK's default draws from ``random``, whose state tests and libraries seed and inspect
+    (Hypothesis refuses a test whose strategies' ``random`` state moves under it, which a gateway
+    serving requests in the test's process did).
+    """
+
+    def __init__(self) -> None:
+        self._random = random.Random(os.urandom(32))
+
+    def generate_span_id(self) -> int:
+        while (span_id := self._random.getrandbits(64)) == trace.INVALID_SPAN_ID:
+            pass
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        while (trace_id := self._random.getrandbits(128)) == trace.INVALID_TRACE_ID:
+            pass
+        return trace_id
+
+
 def setup(settings: Settings, service: str) -> None:
     """Install the tracer provider once; exporters are chosen by ``otel_exporter``."""
     global _configured
@@ -28,7 +53,7 @@ def setup(settings: Settings, service: str) -> None:
         return
     provider = TracerProvider(resource=Resource.create({
         "service.name": f"genomebus-{service}", "service.namespace": "genomebus", "genomebus.node": settings.node_id,
-    }))
+    }), id_generator=_OwnRandomIds())
     if settings.otel_exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif settings.otel_exporter == "otlp":

@@ -24,6 +24,8 @@ NEEDED = (
     "variants/spec-v4.3.vcf.gz",
     "variants/spec-v4.3.bcf",
     "variants/spec-v4.3.bcf.csi",
+    "crypt4gh/alice.pub",
+    "crypt4gh/alice.sec",
     "crypt4gh/bob.sec",
     "crypt4gh/sample1-bcbio-cancer.vcf.gz.c4gh",
 )

@@ -464,25 +464,8 @@ async def _access_url(request: Request, object_id: str, access_id: str, passport
                                        read=Read(object_id=obj["drs_id"]))
     ticket = DataTicket(object_id=obj["drs_id"], dataset_id=obj["dataset_id"], mode=mode, user_id=allowed.user_id,
                         grant_id=allowed.grant_id, credential=allowed.credential,
-                        issuer=await _vouched_by(enforcer, allowed, passports), recipient=recipient)
+                        issuer=allowed.issuer, recipient=recipient)
     return AccessURL(url=data_urls.url_for(visa_keys, settings, ticket)), allowed
-
-
-async def _vouched_by(enforcer: Enforcer, allowed: Allowed, passports: list[str] | None) -> str | None:
-    """Who vouched for the grant an access was allowed on: this node, or the central issuer of the visa used.
-
-    ``Allowed`` does not carry the issuer, so for a passport the visa that allowed it is found again
-    among the (already verified, so cached keys) visas: a visa of another issuer is the one whose
-    id the enforcement point used as the grant id.
-    """
-    if allowed.credential == "public":
-        return None
-    if allowed.credential == "passport" and passports:
-        for visa in await enforcer.verifier.visas(passports):
-            if not visa.own and visa.user_id == allowed.user_id and \
-                    (visa.jti or f"{visa.issuer}#{int(visa.asserted.timestamp())}") == allowed.grant_id:
-                return visa.issuer
-    return enforcer.settings.gateway_url
 
 
 # -- bulk -----------------------------------------------------------------------------------------

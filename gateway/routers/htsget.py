@@ -324,7 +324,7 @@ async def _ticket(request: Request, object_id: str, asked: TicketRequest, public
         raise _problem(exc) from None
     data_ticket = DataTicket(object_id=row["drs_id"], dataset_id=row["dataset_id"], user_id=allowed.user_id,
                              grant_id=allowed.grant_id, credential=allowed.credential,
-                             issuer=services.settings.gateway_url if allowed.grant_id else None)
+                             issuer=allowed.issuer)
     # One signed URL for the whole ticket: its URLs differ by their Range header only.
     if recipient is None:
         url = data_urls.url_for(services.visa_keys, services.settings, data_ticket)

@@ -109,7 +109,8 @@ class RecordingEnforcer:
             raise Problem(404, "dataset-withdrawn", f"no released dataset {dataset_id} on this node")
         if dataset_id == PUBLIC_DATASET:
             return Allowed(dataset_id, None, None, "public", "00000000-0000-0000-0000-00000000000a")
-        return Allowed(dataset_id, "alice", "grant-1", "bearer", "00000000-0000-0000-0000-00000000000b")
+        return Allowed(dataset_id, "alice", "grant-1", "bearer", "00000000-0000-0000-0000-00000000000b",
+                       "http://127.0.0.1:8080")
 
 
 @pytest.fixture

@@ -69,8 +69,9 @@ def test_the_files_the_tests_need_are_in_data() -> None:
     assert not missing, f"missing from {DATA}: {', '.join(missing)}"
 
 
-# A path under data/ as test modules spell it: DATA / <folder> / <name>, or a constant <folder>/<name> in quotes.
-DATA_REFERENCE = re.compile(r'"(reads|variants|crypt4gh)"\s*/\s*"([^"]+)"|"((?:reads|variants|crypt4gh)/[^"]+)"')
+# A file under data/ as test modules spell it: DATA / <folder> / <name.ext>, or a constant <folder>/<name.ext> in
+# quotes (a name has an extension: "reads/service-info" is an htsget path, not a file).
+DATA_REFERENCE = re.compile(r'"(reads|variants|crypt4gh)"\s*/\s*"([^"]+\.[^"]+)"|"((?:reads|variants|crypt4gh)/[^"/]+\.[^"]+)"')
 
 
 def test_every_data_file_a_test_names_is_listed_and_present() -> None:
