@@ -54,7 +54,7 @@ def key(fmt: str, record: Any) -> tuple:
     return (record.contig, record.pos, record.ref, record.alts)
 
 
-def _overlaps(fmt: str, record: Any, contig: str, start: int, end: int) -> bool:
+def overlaps(fmt: str, record: Any, contig: str, start: int, end: int) -> bool:
     """htslib's test for a record in a region (a record of no length counts as one base; ``*``: unplaced)."""
     if fmt in READS:
         if contig == "*":
@@ -86,7 +86,7 @@ def found(fmt: str, copy: Path, contig: str, start: int | None, end: int | None)
     """The records of a ticket's file that lie in the region."""
     lo, hi = start or 0, end if end is not None else 1 << 40
     with opened(fmt, copy) as f:
-        return Counter(key(fmt, r) for r in _records(fmt, f) if _overlaps(fmt, r, contig, lo, hi))
+        return Counter(key(fmt, r) for r in _records(fmt, f) if overlaps(fmt, r, contig, lo, hi))
 
 
 def every_record(fmt: str, path: Path) -> Counter:

@@ -3,7 +3,8 @@
 ``archived_dataset`` registers a dataset (controlled by default, or public), submits files (each
 with an optional alias), waits until every file is archived, releases the dataset and returns
 what a test needs: the dataset id and, per file name, its DRS id (the accession) and the bytes.
-``granted`` gives a researcher an approved grant for a dataset, through the access API.
+``granted`` gives a researcher an approved grant for a dataset, through the access API; ``http``
+(a fixture), ``bearer`` and ``audit_events`` are what the storage tests ask the gateway and the log with.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from genomebus.infra import kafka
 from genomebus.infra.visas import issue_dev_token
 from genomebus.producers.access import AccessClient
 from genomebus.producers.datasets import build_command, register_dataset, release_dataset
 from genomebus.producers.submit import submit_file
+from genomebus.schemas.envelope import decode
 from genomebus.schemas.reception import DatasetRegisterRequested
 from tests.data import DATA
 from tests.integration.helpers import new_dataset_id
@@ -41,6 +45,27 @@ def new_dac() -> str:
 
 def token(settings: Any, sub: str, *roles: str, ttl: int = 600) -> str:
     return issue_dev_token(settings, sub=sub, roles=list(roles), ttl_s=ttl)
+
+
+def bearer(settings: Any, user: str) -> dict[str, str]:
+    """The headers of a researcher ``user`` with a development token."""
+    return {"Authorization": f"Bearer {token(settings, user, 'researcher')}"}
+
+
+@pytest.fixture
+async def http(stack: Any):  # noqa: ANN201 - a fixture; test modules import it by name
+    """A client of the stack's gateway."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        yield client
+
+
+async def audit_events(settings: Any) -> dict[str, dict[str, Any]]:
+    """Every event on the audit topic, by id: its type and data."""
+    out = {}
+    async for record in kafka.read_log(settings, [settings.topic("audit")]):
+        event = decode(record.value)
+        out[str(event.id)] = {"type": event.type, **event.data.model_dump(mode="json")}
+    return out
 
 
 @dataclass

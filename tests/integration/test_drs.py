@@ -20,17 +20,17 @@ import httpx
 import pytest
 
 from genomebus.gateway.reader_keys import CLIENT_PUBLIC_KEY_HEADER
-from genomebus.infra import data_urls, kafka
+from genomebus.infra import data_urls
 from genomebus.infra.data_urls import DataTicket
 from genomebus.infra.readmodels import files
 from genomebus.infra.settings import DEV_CENTRAL_ISSUER
 from genomebus.infra.visas import VisaKeys, issue_dev_visa
 from genomebus.producers.access import AccessClient
 from genomebus.producers.datasets import withdraw_dataset
-from genomebus.schemas.envelope import decode
 from tests import drs_spec
 from tests.data import DATA
-from tests.integration.storage import BAM, BCF, VCF, archived_dataset, granted, token
+from tests.integration.storage import (BAM, BCF, VCF, archived_dataset, audit_events, bearer, granted, http,  # noqa: F401
+                                       token)
 
 pytestmark = pytest.mark.integration
 
@@ -54,16 +54,6 @@ async def datasets(stack: Any, publisher: Any) -> dict[str, Any]:
     return {"controlled": controlled, "public": public, "doomed": doomed}
 
 
-@pytest.fixture
-async def http(stack: Any):
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
-        yield client
-
-
-def bearer(stack: Any, user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(stack, user, 'researcher')}"}
-
-
 def assert_drs_error(response: httpx.Response, status: int) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
@@ -73,11 +63,9 @@ def assert_drs_error(response: httpx.Response, status: int) -> None:
 
 
 async def audit_event(stack: Any, event_id: str) -> dict[str, Any]:
-    async for record in kafka.read_log(stack, [stack.topic("audit")]):
-        event = decode(record.value)
-        if str(event.id) == event_id:
-            return {"type": event.type, **event.data.model_dump(mode="json")}
-    raise AssertionError(f"no audit event {event_id}")
+    events = await audit_events(stack)
+    assert event_id in events, f"no audit event {event_id}"
+    return events[event_id]
 
 
 async def test_an_object_by_accession_and_by_alias(stack, datasets, http):

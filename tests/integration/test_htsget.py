@@ -21,13 +21,12 @@ import httpx
 import pytest
 
 from genomebus.gateway import htsget_tickets as tickets
-from genomebus.infra import kafka
 from genomebus.producers.datasets import withdraw_dataset
-from genomebus.schemas.envelope import decode
 from tests import htsget_records as records
 from tests import htsget_spec as spec
 from tests.data import DATA
-from tests.integration.storage import BAM, BCF, CRAM, VCF, StoredDataset, archived_dataset, granted, token
+from tests.integration.storage import (BAM, BCF, CRAM, VCF, StoredDataset, archived_dataset, audit_events,
+                                       bearer, granted, http, token)  # noqa: F401 - http is a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -54,16 +53,6 @@ async def datasets(stack: Any, publisher: Any) -> dict[str, StoredDataset]:
         archived_dataset(stack, publisher, [(BCF, None)], title="htsget to withdraw"))
     await granted(stack, "reader", controlled)
     return {"controlled": controlled, "public": public, "doomed": doomed}
-
-
-@pytest.fixture
-async def http(stack: Any):
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
-        yield client
-
-
-def bearer(stack: Any, user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(stack, user, 'researcher')}"}
 
 
 class Client:
@@ -103,14 +92,6 @@ class Client:
         assert response.status_code == (206 if "Range" in headers else 200), response.text
         self.data_audit_events.append((response.headers["x-audit-event"], headers.get("Range", "")))
         return response.content
-
-
-async def audit_events(stack: Any) -> dict[str, dict[str, Any]]:
-    out = {}
-    async for record in kafka.read_log(stack, [stack.topic("audit")]):
-        event = decode(record.value)
-        out[str(event.id)] = {"type": event.type, **event.data.model_dump(mode="json")}
-    return out
 
 
 def refused(response: httpx.Response, status: int, name: str) -> str:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from genomebus.infra.hts import FORMATS, Block, HtsError, Query, Region, open_file, plan
 from genomebus.infra.hts.indexes import reg2bins
 from tests.data import DATA
+from tests.htsget_records import overlaps
 
 BAM = ("BAM", "reads/htsnexus_test_NA12878.bam", "reads/htsnexus_test_NA12878.bam.bai")
 CRAM = ("CRAM", "reads/htsnexus_test_NA12878.cram", "reads/htsnexus_test_NA12878.cram.crai")
@@ -84,20 +85,6 @@ def key(fmt: str, record) -> tuple:
     if fmt in FORMATS["reads"]:
         return (record.query_name, record.flag, record.reference_id, record.reference_start)
     return (record.contig, record.pos, record.ref, record.alts)
-
-
-def overlaps(fmt: str, record, contig: str, start: int, end: int) -> bool:
-    """htslib's own test for a record in a region (a record of no length counts as one base)."""
-    if fmt in FORMATS["reads"]:
-        if record.reference_name != contig:
-            return False
-        first = record.reference_start
-        last = record.reference_end if record.reference_end and record.reference_end > first else first + 1
-    else:
-        if record.contig != contig:
-            return False
-        first, last = record.start, max(record.stop, record.start + 1)
-    return first < end and last > start
 
 
 def expected(spec, contig: str, start: int | None, end: int | None) -> Counter:
