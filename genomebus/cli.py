@@ -804,6 +804,9 @@ def file_show(
 DatasetOption = Annotated[str | None, typer.Option("--id", help="1+MG PID, e.g. GDI-FI-DATASET-001")]
 TitleOption = Annotated[str | None, typer.Option(help="Human-readable title")]
 DacOption = Annotated[str | None, typer.Option("--dac", help="The Data Access Committee deciding access, e.g. FI-DAC-1")]
+AccessOption = Annotated[str | None, typer.Option(
+    "--access", help="Who may read its data: controlled (default: a DAC's grant), restricted, or public "
+                     "(anyone, every read still audited)")]
 DuoOption = Annotated[list[str] | None, typer.Option("--duo", help="DUO data-use term, e.g. DUO:0000042 (repeatable)")]
 DescriptionOption = Annotated[str | None, typer.Option(help="Free-text description")]
 KeywordOption = Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable)")]
@@ -869,7 +872,7 @@ def _decided(settings: Settings, ask: Callable[[], Coroutine[Any, Any, Any]], wh
 @dataset_app.command("register")
 def dataset_register(
     dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None, dac: DacOption = None,
-    description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
+    access: AccessOption = None, description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
     metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Register a dataset (refused if the id is taken: use `update`). Nothing is sent if the input is invalid."""
@@ -877,13 +880,14 @@ def dataset_register(
 
     _send_description(DatasetRegisterRequested, "register", data_dir, actor, metadata, dataset_id=dataset_id,
                       title=title, data_use=tuple(duo) if duo else None, description=description,
-                      keywords=tuple(keyword) if keyword else None, publisher=publisher, dac_id=dac)
+                      keywords=tuple(keyword) if keyword else None, publisher=publisher, dac_id=dac,
+                      access_rights=access)
 
 
 @dataset_app.command("update")
 def dataset_update(
     dataset_id: DatasetOption = None, title: TitleOption = None, duo: DuoOption = None, dac: DacOption = None,
-    description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
+    access: AccessOption = None, description: DescriptionOption = None, keyword: KeywordOption = None, publisher: PublisherOption = None,
     metadata: MetadataOption = None, actor: ActorOption = None, data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Replace a registered dataset's description (title, data use, cohort, ...) with the one given."""
@@ -891,7 +895,8 @@ def dataset_update(
 
     _send_description(DatasetUpdateRequested, "update", data_dir, actor, metadata, dataset_id=dataset_id,
                       title=title, data_use=tuple(duo) if duo else None, description=description,
-                      keywords=tuple(keyword) if keyword else None, publisher=publisher, dac_id=dac)
+                      keywords=tuple(keyword) if keyword else None, publisher=publisher, dac_id=dac,
+                      access_rights=access)
 
 
 def _send_description(command: Any, verb: str, data_dir: Path, actor: str | None, metadata: Path | None,

@@ -163,6 +163,8 @@ def test_schemas_export_to_a_file(runner, tmp_path):
     (["dataset", "release", "not-an-id"], "not a 1+MG dataset id"),
     (["dataset", "withdraw", "GDI-FI-DATASET-001", "--reason", "   "], "blank"),
     (["dataset", "register", "--id", "GDI-FI-DATASET-001", "--title", "t", "--duo", "NOTDUO"], "not a DUO term"),
+    (["dataset", "register", "--id", "GDI-FI-DATASET-001", "--title", "t", "--duo", "DUO:0000042", "--access", "open"],
+     "'controlled', 'restricted' or 'public'"),
     (["submit", "GDI-FI-DATASET-001", "README.md"], "format"),
 ])
 def test_invalid_input_is_refused_before_anything_is_sent(runner, tmp_path, args, needle):
