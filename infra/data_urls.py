@@ -103,10 +103,14 @@ def verify(keys: VisaKeys, settings: Settings, token: str, *, now: float | None 
 
 
 DATA_PATH = "/data/objects/{object_id}"
-"""The gateway endpoint that serves an object's bytes to a data URL (``?token=`` carries the signed ticket)."""
+"""The gateway endpoint that serves an object's bytes to a data URL (``?sig=`` carries the signed ticket)."""
+
+QUERY_PARAMETER = "sig"
+"""The data URL's query parameter holding the signed ticket. ``sig`` is among the parameters OpenTelemetry's
+HTTP instrumentation redacts from the URLs it records, so a trace never holds a usable data URL."""
 
 
 def url_for(keys: VisaKeys, settings: Settings, ticket: DataTicket, *, ttl_s: int | None = None) -> str:
-    """A signed data URL for ``ticket``: ``<gateway>/data/objects/<object id>?token=<signed ticket>``."""
+    """A signed data URL for ``ticket``: ``<gateway>/data/objects/<object id>?sig=<signed ticket>``."""
     token = sign(keys, settings, ticket, ttl_s=ttl_s)
-    return f"{settings.gateway_url}{DATA_PATH.format(object_id=ticket.object_id)}?token={token}"
+    return f"{settings.gateway_url}{DATA_PATH.format(object_id=ticket.object_id)}?{QUERY_PARAMETER}={token}"

@@ -60,7 +60,8 @@ log = logging.getLogger("genomebus.gateway.data")
 router = APIRouter(tags=["data"])
 
 ObjectPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._~-]{1,200}$", description="The object's DRS id or alias")]
-TokenQuery = Annotated[str | None, Query(max_length=8192, description="The signed ticket of the data URL")]
+TokenQuery = Annotated[str | None, Query(alias=data_urls.QUERY_PARAMETER, max_length=8192,
+                                         description="The signed ticket of the data URL")]
 
 _AUDITED = {"X-Audit-Event": {"description": "Id of the audit event recording this read",
                               "schema": {"type": "string", "format": "uuid"}}}
@@ -81,7 +82,7 @@ _HEAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get(data_urls.DATA_PATH, responses=_RESPONSES, response_class=Response)
 async def read_object(request: Request, object_id: ObjectPath, enforcer: EnforcerDep, pool: PoolDep,
                       archive: ArchiveDep, token: TokenQuery = None) -> Response:
-    """The object's bytes, with a data URL from DRS or htsget (``?token=``)."""
+    """The object's bytes, with a data URL from DRS or htsget (``?sig=``)."""
     return await _serve(request, object_id, token, enforcer, pool, archive, head=False)
 
 

@@ -13,7 +13,7 @@ EOF marker. The steps:
 4. a format other than the object's own → UnsupportedFormat (this node does not convert);
 5. ``infra.hts`` plans the byte ranges from the decrypted header and index;
 6. each range becomes a URL: an inline ``data:`` URI (bytes the planner made, or a header up to
-   ``settings.htsget_inline_max_bytes``) or a signed data URL (``/data/objects/{id}?token=``) with a
+   ``settings.htsget_inline_max_bytes``) or a signed data URL (``/data/objects/{id}?sig=``) with a
    ``Range`` header; the data endpoint checks the grant again and audits each range it serves.
 
 The Crypt4GH extension (as htsget-rs names it): ``encryptionScheme=C4GH`` (GET query or POST

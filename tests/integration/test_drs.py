@@ -220,13 +220,13 @@ async def test_signed_urls_expire_and_name_one_object(stack, datasets, http):
     ticket = DataTicket(object_id=controlled.drs_id(VCF), dataset_id=controlled.dataset_id, user_id="drs-reader",
                         credential="bearer", issuer=stack.gateway_url)
     expired = data_urls.sign(keys, stack, ticket, ttl_s=60, now=time.time() - 3600)
-    response = await http.get(f"/data/objects/{controlled.drs_id(VCF)}", params={"token": expired})
+    response = await http.get(f"/data/objects/{controlled.drs_id(VCF)}", params={"sig": expired})
     assert response.status_code == 401 and "www-authenticate" in response.headers
     fresh = data_urls.sign(keys, stack, ticket)
-    elsewhere = await http.get(f"/data/objects/{controlled.drs_id(BAM)}", params={"token": fresh})
+    elsewhere = await http.get(f"/data/objects/{controlled.drs_id(BAM)}", params={"sig": fresh})
     assert elsewhere.status_code == 401
-    assert (await http.get(f"/data/objects/{controlled.drs_id(VCF)}", params={"token": fresh + "x"})).status_code == 401
-    assert (await http.get("/data/objects/GDI-FI-FILE-99999999", params={"token": fresh})).status_code == 404
+    assert (await http.get(f"/data/objects/{controlled.drs_id(VCF)}", params={"sig": fresh + "x"})).status_code == 401
+    assert (await http.get("/data/objects/GDI-FI-FILE-99999999", params={"sig": fresh})).status_code == 404
 
 
 async def test_a_revoked_grant_stops_an_already_issued_url(stack, datasets, http):

@@ -117,7 +117,7 @@ def url(env, mode: str = "plain", path_id: str = OBJECT["drs_id"], object_id: st
     ticket = DataTicket(object_id=object_id, dataset_id=OBJECT["dataset_id"], mode=mode, user_id="alice",
                         grant_id="g", credential="bearer", issuer=settings.gateway_url,
                         recipient=base64.b64encode(READER_PUBLIC).decode() if mode != "plain" else None)
-    return f"/data/objects/{path_id}?token={data_urls.sign(keys, settings, ticket)}"
+    return f"/data/objects/{path_id}?sig={data_urls.sign(keys, settings, ticket)}"
 
 
 @asynccontextmanager

@@ -58,3 +58,13 @@ def test_a_crypt4gh_ticket_needs_the_readers_key(env):
     settings, keys = env
     with pytest.raises(ValueError, match="public key"):
         data_urls.sign(keys, settings, DataTicket(object_id="o", dataset_id="d", mode="c4gh"))
+
+
+def test_a_traced_data_url_has_its_signature_redacted(env):
+    """The gateway's HTTP spans record URLs through OpenTelemetry's redaction: the signed ticket never reaches a trace."""
+    from opentelemetry.util.http import redact_url
+
+    settings, keys = env
+    url = data_urls.url_for(keys, settings, TICKET)
+    token = url.split(f"?{data_urls.QUERY_PARAMETER}=")[1]
+    assert token and token not in redact_url(url)

@@ -172,7 +172,7 @@ class Env:
     async def served(self, url: str, headers: dict[str, str]) -> bytes:
         """What the data endpoint serves for a data URL of a ticket, with the URL's Range header."""
         assert set(headers) == {"Range"}
-        ticket = data_urls.verify(self.app.state.visa_keys, self.settings, parse_qs(urlsplit(url).query)["token"][0])
+        ticket = data_urls.verify(self.app.state.visa_keys, self.settings, parse_qs(urlsplit(url).query)["sig"][0])
         assert urlsplit(url).path == f"/data/objects/{ticket.object_id}"
         first, last = (int(n) for n in headers["Range"].removeprefix("bytes=").split("-"))
         stored = STORED[ticket.object_id]
@@ -242,7 +242,7 @@ async def test_a_plain_ticket_inlines_the_header_and_ranges_the_records_each_url
     ranged = [u for u in urls if not u["url"].startswith("data:")]
     assert ranged and all(u["class"] == "body" and set(u["headers"]) == {"Range"} for u in ranged)
     data_ticket = data_urls.verify(env.app.state.visa_keys, env.settings,
-                                   parse_qs(urlsplit(ranged[0]["url"]).query)["token"][0])
+                                   parse_qs(urlsplit(ranged[0]["url"]).query)["sig"][0])
     assert (data_ticket.mode, data_ticket.user_id, data_ticket.grant_id, data_ticket.credential,
             data_ticket.dataset_id, data_ticket.issuer) == ("plain", "alice", "grant-1", "bearer", DATASET,
                                                             env.settings.gateway_url)
