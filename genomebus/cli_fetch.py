@@ -71,7 +71,7 @@ def fetch(
 
         async with FetchClient(settings, token) as client:
             obj = await client.drs_object(object_id)
-            target = output or _default_name(obj, object_id, encrypted=key is not None)
+            target = output or _default_name(obj, object_id, encrypted=key is not None, region=wanted)
             _check_target(target, force)
             with _progress(target) as progress:
                 if wanted is not None:
@@ -84,12 +84,12 @@ def fetch(
 
     fetched = _fetched(settings, go, what, token)
     if fetched.verified:
-        say(f"{fetched.path}: {fetched.size} bytes, sha256 {fetched.sha256} (verified against the DRS record)")
+        say(f"{fetched.path}: {fetched.size:,} bytes, sha256 {fetched.sha256} (verified against the DRS record)")
     elif key is not None:
-        say(f"{fetched.path}: {fetched.size} bytes, sha256 {fetched.sha256} (a Crypt4GH copy for your key; "
+        say(f"{fetched.path}: {fetched.size:,} bytes, sha256 {fetched.sha256} (a Crypt4GH copy for your key; "
             "decrypt with `crypt4gh decrypt --sk`)")
     else:
-        say(f"{fetched.path}: {fetched.size} bytes, sha256 {fetched.sha256} (the records of {region})")
+        say(f"{fetched.path}: {fetched.size:,} bytes, sha256 {fetched.sha256} (the records of {region})")
 
 
 def _fetched(settings: Any, go: Any, what: str, token: str | None) -> Any:
@@ -120,7 +120,12 @@ def _refusal(exc: Any, what: str, token: str | None) -> str:
         return (f"{what}: your token was refused ({exc.detail}); get a token with `genomebus token issue` "
                 "(locally) or your node's login service")
     if exc.status == 403:
+        if "genomebus access apply" in exc.detail:  # the node's own line already says what to do
+            return f"{what}: {exc.detail}"
         return f"{what}: you have no grant for its dataset ({exc.detail}); apply with `genomebus access apply`"
+    if exc.status == 404 and "reference" in exc.detail:  # the object was found: the region names no reference of it
+        return (f"{what}: not found ({exc.detail}); give a reference the file has (as in its header, e.g. 20 or "
+                "chr20)")
     if exc.status == 404:
         return (f"{what}: not found ({exc.detail}); give the file's accession (GDI-XX-FILE-...) or its alias, "
                 "of a released dataset")
@@ -147,9 +152,20 @@ def _public_key(path: Path) -> bytes:
                    ExitCode.USAGE) from exc
 
 
-def _default_name(obj: dict[str, Any], object_id: str, *, encrypted: bool) -> Path:
-    """The object's own name (never a path: a name with a slash keeps its last part), in this directory."""
+_SUFFIXES = (".vcf.gz", ".bcf", ".bam", ".cram")
+
+
+def _default_name(obj: dict[str, Any], object_id: str, *, encrypted: bool, region: Any = None) -> Path:
+    """The object's own name (never a path: a name with a slash keeps its last part), in this directory.
+
+    A region's records are named after the region too (``HG02102.21_1000-2000.vcf.gz``), so they are
+    never taken for the whole file.
+    """
     name = Path(str(obj.get("name") or "")).name or object_id.replace("/", "_")
+    if region is not None:
+        suffix = next((s for s in _SUFFIXES if name.endswith(s)), "")
+        label = str(region).replace(":", "_").replace("{", "").replace("}", "").replace("/", "_")
+        name = f"{name[:len(name) - len(suffix)]}.{label}{suffix}"
     return Path(name + ".c4gh" if encrypted else name)
 
 

@@ -51,19 +51,19 @@ async def _story(settings: Settings, dataset_id: str, scratch: Path, alice: str,
     async with FetchClient(settings, alice) as client:
         obj = await client.drs_object(BAM_ALIAS)
         sha = next(c["checksum"] for c in obj["checksums"] if c["type"] == "sha-256")
-        say(f"alice fetches the BAM over GA4GH DRS by the alias it was submitted with: "
-            f"{hint(settings, 'fetch', BAM_ALIAS, '-o', 'NA12878.bam')}")
+        say("alice fetches the BAM over GA4GH DRS by the alias it was submitted with, as "
+            f"`{hint(settings, 'fetch', BAM_ALIAS, '-o', 'NA12878.bam')}` would with her token in GENOMEBUS_TOKEN "
+            f"(`{hint(settings, 'token', 'issue', '--sub', 'alice', '--role', 'researcher')}`)")
         out(f"   DRS object {obj['id']} ({obj['self_uri']}): {obj['name']}, {obj['size']:,} bytes, access methods "
             + ", ".join(m["access_id"] for m in obj["access_methods"]))
         bam = await client.download(BAM_ALIAS, scratch / "NA12878.bam", obj=obj)
         out(f"   received {bam.size:,} bytes through a signed, short-lived URL (decrypted by the gateway as they "
-            f"streamed); sha256 {bam.sha256[:16]}… {'matches' if bam.sha256 == sha else 'DOES NOT match'} the DRS "
-            "record")
+            f"streamed); sha256 {bam.sha256} {'matches' if bam.sha256 == sha else 'DOES NOT match'} the DRS record")
         if bam.sha256 != sha:
             return False
 
-        say(f"alice reads one region of the BAM and one of a VCF through htsget: "
-            f"{hint(settings, 'fetch', BAM_ALIAS, '--region', BAM_REGION)}")
+        say(f"alice reads one region of the BAM and one of a VCF through htsget (regions 1-based, inclusive, as in "
+            f"samtools): `{hint(settings, 'fetch', BAM_ALIAS, '--region', BAM_REGION)}`")
         region = await client.region(BAM_ALIAS, BAM_REGION, scratch / "region.bam")
         name, span = BAM_REGION.split(":")
         start, end = (int(x) for x in span.split("-"))
@@ -80,7 +80,9 @@ async def _story(settings: Settings, dataset_id: str, scratch: Path, alice: str,
         out(f"   {vcf_id} {VCF_REGION}: {variants.size:,} bytes, {n:,} variants, read by pysam")
 
         say("alice asks for a Crypt4GH copy for her own key (header re-encrypted for her; the body streams as "
-            f"archived, never decrypted on the node): {hint(settings, 'fetch', BAM_ALIAS, '--crypt4gh-key', 'alice.pub')}")
+            "archived, never decrypted on the node), as "
+            f"`{hint(settings, 'fetch', BAM_ALIAS, '--crypt4gh-key', 'alice.pub')}` would with the public key "
+            "`crypt4gh-keygen` made her")
         secret = os.urandom(32)
         pub_file = (b"-----BEGIN CRYPT4GH PUBLIC KEY-----\n" + base64.b64encode(sodium.derive_pk(secret))
                     + b"\n-----END CRYPT4GH PUBLIC KEY-----\n")
@@ -89,7 +91,7 @@ async def _story(settings: Settings, dataset_id: str, scratch: Path, alice: str,
         with copy.path.open("rb") as encrypted:
             crypt4gh.lib.decrypt([(0, secret, None)], encrypted, plain)
         decrypted = hashlib.sha256(plain.getvalue()).hexdigest()
-        out(f"   {copy.size:,} bytes of Crypt4GH; decrypted with alice's secret key: sha256 {decrypted[:16]}… "
+        out(f"   {copy.size:,} bytes of Crypt4GH; decrypted with alice's secret key: sha256 {decrypted} "
             f"{'matches' if decrypted == sha else 'DOES NOT match'}")
         if decrypted != sha:
             return False
@@ -103,12 +105,13 @@ async def _story(settings: Settings, dataset_id: str, scratch: Path, alice: str,
         except FetchRefused as exc:
             out(f"   refused: {exc.status} — {exc.detail}")
 
-    say("Both appear in the audit topic, with the object and the bytes or region they asked for")
+    say("Both appear in the audit topic, with the object and the bytes or region they asked for (regions as htsget "
+        "counts them: from 0, end excluded)")
     for event in await _audit_since(settings, since, {"alice", "carol"}):
         data = event.data
         what = data.byte_range or (f"region {data.region}" if data.region else "whole object")
-        out(f"   {event.time:%H:%M:%S}  {data.decision:<5} {data.user_id or '-':<6} {data.reason:<13} {what:<26} "
-            f"{data.resource.split('?')[0]}")
+        out(f"   {event.time:%H:%M:%S}  {data.decision:<5} {data.user_id or '-':<6} {data.reason:<13} {what:<30} "
+            f"{data.resource}")
     return True
 
 

@@ -112,6 +112,7 @@ class Region:
         return f"{name}:{self.start}" + (f"-{self.end}" if self.end is not None else "")
 
 
+HOW = "write chr, chr:start or chr:start-end (1-based, inclusive), e.g. chr20:1000-2000"
 _POSITIONS = re.compile(r"^(?P<start>[0-9][0-9,]*)(?:-(?P<end>[0-9][0-9,]*))?$")
 
 
@@ -133,21 +134,24 @@ def parse_region(text: str) -> Region:
         head, tail = text.rsplit(":", 1)
         if re.match(r"^[0-9,-]+$", tail):
             reference, positions = head, tail
+        elif "-" in tail:  # meant as positions, but they are not numbers
+            raise InvalidRegion(f"{text!r}: the positions must be numbers; {HOW} (a reference name with a colon "
+                                "goes in braces: {{name}}:start-end)")
     if not reference or any(c.isspace() for c in reference) or reference == "*":
-        raise InvalidRegion(f"{text!r} is not a region; write chr, chr:start or chr:start-end (1-based, inclusive)")
+        raise InvalidRegion(f"{text!r} is not a region; {HOW}")
     if positions is None:
         return Region(reference)
     match = _POSITIONS.match(positions)
     if match is None:
-        raise InvalidRegion(f"{text!r}: the positions must be start or start-end, e.g. {reference}:1000-2000")
+        raise InvalidRegion(f"{text!r}: the positions must be start or start-end; write e.g. {reference}:1000-2000")
     start = int(match["start"].replace(",", ""))
     end = int(match["end"].replace(",", "")) if match["end"] else None
     if start < 1:
-        raise InvalidRegion(f"{text!r}: positions count from 1 (as in samtools)")
+        raise InvalidRegion(f"{text!r}: positions count from 1, as in samtools; {HOW}")
     if end is not None and end < start:
-        raise InvalidRegion(f"{text!r}: the end is before the start")
+        raise InvalidRegion(f"{text!r}: the end is before the start; {HOW}")
     if (end or start) > 2**32 - 1:
-        raise InvalidRegion(f"{text!r}: positions beyond 4294967295 are not a genome's")
+        raise InvalidRegion(f"{text!r}: positions beyond 4294967295 are not a genome's; {HOW}")
     return Region(reference, start, end)
 
 

@@ -86,7 +86,7 @@ class Client:
         return path
 
     async def _fetch(self, url: str, headers: dict[str, str]) -> bytes:
-        assert "/data/objects/" in url and "token=" in url
+        assert "/data/objects/" in url and "sig=" in url
         async with httpx.AsyncClient(timeout=60) as plain:  # the data URL carries its own credential, not the API's
             response = await plain.get(url, headers=headers)
         assert response.status_code == (206 if "Range" in headers else 200), response.text

@@ -46,7 +46,7 @@ def test_the_object_lands_under_its_name_verified_in_one_line(runner, running_no
     assert (tmp_path / "calls.vcf.gz").read_bytes() == VCF
     # Piped: no progress bar, the whole digest, one line.
     assert result.stdout.splitlines() == [
-        f"calls.vcf.gz: {len(VCF)} bytes, sha256 {hashlib.sha256(VCF).hexdigest()} (verified against the DRS record)"]
+        f"calls.vcf.gz: {len(VCF):,} bytes, sha256 {hashlib.sha256(VCF).hexdigest()} (verified against the DRS record)"]
     assert result.stderr == ""
 
 
@@ -120,13 +120,22 @@ def test_a_region_is_written_and_said_as_asked(runner, running_node, gateway, tm
     written = (tmp_path / "r.vcf.gz").read_bytes()
     assert written == VCF[:5000] + b"\x1f\x8b"
     assert result.stdout.splitlines() == [
-        f"r.vcf.gz: {len(written)} bytes, sha256 {hashlib.sha256(written).hexdigest()} "
+        f"r.vcf.gz: {len(written):,} bytes, sha256 {hashlib.sha256(written).hexdigest()} "
         "(the records of chr1:1000-2000)"]
     assert dict(gateway.requests[1].url.params) == {"referenceName": "chr1", "start": "999", "end": "2000",
                                                     "format": "VCF"}
 
 
+def test_a_region_without_output_is_named_after_the_region(runner, running_node, gateway, tmp_path):
+    result = fetch(runner, running_node, VCF_ID, "--region", "chr1:1000-2000")
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "calls.chr1_1000-2000.vcf.gz").exists()
+    assert not (tmp_path / "calls.vcf.gz").exists()  # never taken for the whole file
+
+
 @pytest.mark.parametrize(("args", "needle"), [
+    (["--region", "11:abc-def"], "must be numbers"),
     (["--region", "chr1:0-5"], "positions count from 1"),
     (["--region", "chr1:9-5"], "the end is before the start"),
     (["--region", "chr1:5-9", "--crypt4gh-key", "x.pub"], "cannot be combined"),
@@ -147,7 +156,7 @@ def test_a_crypt4gh_copy_is_named_c4gh_and_said_so(runner, running_node, gateway
     assert result.exit_code == 0, result.output
     copy = tmp_path / "reads.bam.c4gh"
     assert copy.read_bytes().startswith(b"crypt4gh") and copy.stat().st_size > len(BAM)
-    assert result.stdout.startswith(f"reads.bam.c4gh: {copy.stat().st_size} bytes, sha256 ")
+    assert result.stdout.startswith(f"reads.bam.c4gh: {copy.stat().st_size:,} bytes, sha256 ")
     assert "a Crypt4GH copy for your key" in result.stdout
 
 
