@@ -48,7 +48,7 @@ async def test_the_whole_object_arrives_verified_by_accession_and_by_alias(stack
         result = fetch(stack, name, "-o", str(target), token_=reader)
         assert result.returncode == 0, result.stderr
         assert target.read_bytes() == expected
-        assert result.stdout.splitlines() == [f"{target}: {len(expected)} bytes, sha256 "
+        assert result.stdout.splitlines() == [f"{target}: {len(expected):,} bytes, sha256 "
                                               f"{hashlib.sha256(expected).hexdigest()} (verified against the DRS record)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.vcf.gz" for n in (dataset.drs_id(BIG_VCF), alias))
 
