@@ -287,6 +287,21 @@ async def _find(conn: Any, settings: Settings, object_id: str) -> tuple[DrsObjec
     return bundle(settings, dataset, await files.dataset_objects(conn, object_id)), dataset["access_rights"]
 
 
+async def _find_each(pool: Any, settings: Settings, object_ids: list[str]
+                     ) -> tuple[list[tuple[DrsObject, str]], dict[int, list[str]]]:
+    """``_find`` for each id of a bulk request: what was found, in order, and the ids that were not (under 404)."""
+    found: list[tuple[DrsObject, str]] = []
+    unresolved: dict[int, list[str]] = defaultdict(list)
+    async with pool.acquire() as conn:
+        for object_id in object_ids:
+            hit = await _find(conn, settings, object_id)
+            if hit is None:
+                unresolved[404].append(object_id)
+            else:
+                found.append(hit)
+    return found, unresolved
+
+
 def _not_found(object_id: str) -> Problem:
     return Problem(404, "object-not-found", f"this node serves no DRS object {object_id}")
 
@@ -368,15 +383,8 @@ async def bulk_objects(body: Annotated[BulkObjectIds, Body()], settings: Setting
                        expand: ExpandQuery = False) -> JSONResponse:
     """Several objects' metadata (``expand`` is accepted: these bundles hold no nested bundle)."""
     _bound(settings, len(body.bulk_object_ids))
-    resolved: list[DrsObject] = []
-    unresolved: dict[int, list[str]] = defaultdict(list)
-    async with pool.acquire() as conn:
-        for object_id in body.bulk_object_ids:
-            found = await _find(conn, settings, object_id)
-            if found is None:
-                unresolved[404].append(object_id)
-            else:
-                resolved.append(found[0])
+    found, unresolved = await _find_each(pool, settings, body.bulk_object_ids)
+    resolved = [obj for obj, _ in found]
     return _json(BulkObjects(summary=_summary(len(body.bulk_object_ids), len(resolved)),
                              unresolved_drs_objects=_grouped(unresolved), resolved_drs_object=resolved))
 
@@ -387,15 +395,8 @@ async def bulk_authorizations(body: Annotated[BulkObjectIdsNoPassport, Body()], 
                               pool: PoolDep) -> JSONResponse:
     """How to authorize access to several objects' bytes."""
     _bound(settings, len(body.bulk_object_ids))
-    resolved: list[Authorizations] = []
-    unresolved: dict[int, list[str]] = defaultdict(list)
-    async with pool.acquire() as conn:
-        for object_id in body.bulk_object_ids:
-            found = await _find(conn, settings, object_id)
-            if found is None:
-                unresolved[404].append(object_id)
-            else:
-                resolved.append(authorizations(settings, found[0].id, found[1]))
+    found, unresolved = await _find_each(pool, settings, body.bulk_object_ids)
+    resolved = [authorizations(settings, obj.id, access_rights) for obj, access_rights in found]
     return _json(BulkAuthorizations(summary=_summary(len(body.bulk_object_ids), len(resolved)),
                                     unresolved_drs_objects=_grouped(unresolved), resolved_drs_object=resolved))
 
