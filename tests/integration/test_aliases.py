@@ -55,7 +55,10 @@ async def test_an_alias_names_one_file_of_the_node(stack, publisher):
     [extra] = twice.extra
     earlier = await wait_for_outcome(stack, extra.id)
     assert earlier.accepted and earlier.outcome_type == "file.uploaded", earlier
-    assert held.outcome is not None and held.outcome.accepted, held.outcome
+    assert held.outcome is not None
+    # submit_file waits command_timeout_s; on a busy stack the outcome may still be pending then: wait for it.
+    decided = held.outcome if held.outcome.accepted else await wait_for_outcome(stack, held.outcome.command_id)
+    assert decided.accepted, (decided.status, decided.reasons)
     body = httpx.get(f"{stack.gateway_url}/files/{held.file_id}").json()
     accession = body["accession"]
     assert body["alias"] == alias and accession.startswith(f"GDI-{stack.node_id}-FILE-")
