@@ -11,7 +11,20 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from genomebus.gateway import problems
 from genomebus.gateway.enforcement import Enforcer
-from genomebus.gateway.routers import access, commands, data, datasets, drs, htsget, passports, records, service_info
+from genomebus.gateway.routers import (
+    access,
+    beacon,
+    beacon_federated,
+    catalogue,
+    commands,
+    data,
+    datasets,
+    drs,
+    htsget,
+    passports,
+    records,
+    service_info,
+)
 from genomebus.infra import db, s3, telemetry
 from genomebus.infra.archive_store import Archive
 from genomebus.infra.identity import Verifier
@@ -73,6 +86,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(drs.router)
     app.include_router(htsget.router)
     app.include_router(data.router)
+    app.include_router(beacon_federated.router)  # before beacon: /beacon/v2/federated/... is its own
+    app.include_router(beacon.router)
+    app.include_router(catalogue.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app
 

@@ -49,6 +49,16 @@ DEV_CENTRAL_ISSUER = "urn:genomebus:dev-central"
 """The local profile's stand-in for a central access service that issues visas; production refuses it."""
 
 
+
+class BeaconPeer(BaseModel):
+    """Another node's Beacon that federated discovery asks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._-]+$", description="e.g. the country code")
+    url: str = Field(min_length=1, description="The peer's Beacon base URL, e.g. https://beacon.example.se/beacon/v2")
+    forward_credentials: bool = Field(
+        False, description="Send the caller's bearer token to this peer (only for peers trusting the same issuers)")
+
 class TrustedIssuer(BaseModel):
     """An issuer whose tokens the node accepts: logins (bearer tokens), visas, or passports (a broker)."""
 
@@ -135,6 +145,29 @@ class Settings(BaseSettings):
         100, ge=1, le=10000, description="The most object ids one DRS bulk request may name (413 beyond)")
     htsget_inline_max_bytes: int = Field(
         65536, ge=0, description="htsget header blocks up to this size are sent as data: URIs in the ticket")
+
+    beacon_id: str | None = Field(
+        None, description="The Beacon's id, reverse-domain style; default org.example.genomebus.<node_id>")
+    beacon_count_threshold: int = Field(
+        5, ge=1, le=1000, description="Beacon counts from 1 up to this are never returned exactly: they are "
+                                      "reported as this threshold (countAdjustedTo)")
+    beacon_count_rounding: int = Field(
+        10, ge=1, le=10000, description="Counts above the threshold are rounded up to a multiple of this for callers "
+                                        "without record access to the dataset; 1 returns them exactly")
+    beacon_budget_window_s: float = Field(3600.0, gt=0, description="The window of the Beacon query budgets")
+    beacon_budget_anonymous: int = Field(
+        100, ge=1, description="Beacon queries per window from one IP address without a credential")
+    beacon_budget_user: int = Field(1000, ge=1, description="Beacon queries per window by one authenticated user")
+    beacon_budget_ip: int = Field(
+        3000, ge=1, description="Beacon queries per window from one IP address, whoever asks (authenticated too)")
+    beacon_range_max_bp: int = Field(
+        10_000_000, ge=1, description="The widest range (end - start) a Beacon variant query may ask for")
+    beacon_max_limit: int = Field(100, ge=1, le=10000, description="The largest page (`limit`) a Beacon query gets")
+    beacon_peers: tuple[BeaconPeer, ...] = Field(
+        (), description="Other nodes' Beacons that federated queries go to (JSON list of {name, url, "
+                        "forward_credentials})")
+    beacon_federation_deadline_s: float = Field(
+        10.0, gt=0, le=120, description="How long a federated query waits for the slowest peer")
 
     otel_exporter: Literal["none", "console", "otlp"] = "none"
 
@@ -275,6 +308,10 @@ class Settings(BaseSettings):
     def dataset_url(self, dataset_id: str) -> str:
         """A dataset's URL: the ``value`` of the visas that grant it."""
         return f"{self.gateway_url}/datasets/{dataset_id}"
+
+    @property
+    def beacon_identifier(self) -> str:
+        return self.beacon_id or f"org.example.genomebus.{self.node_id.lower()}"
 
     @property
     def source(self) -> str:

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter
 from genomebus.schemas.access import ACCESS_COMMANDS, ACCESS_FACTS
 from genomebus.schemas.audit import AUDIT_EVENTS
 from genomebus.schemas.base import EventModel
+from genomebus.schemas.discovery import DISCOVERY_EVENTS
 from genomebus.schemas.reception import (
     RECEPTION_COMMANDS,
     CommandRejected,
@@ -63,7 +64,8 @@ CATALOGUE: dict[str, Topic] = {
               "revoked, expired and closed", ACCESS_FACTS),
         Topic("access.commands", "Data Access Management commands: apply, submit, decide, veto, revoke, expire, "
               "close. Decided by the access decider, which publishes the facts or a rejection", ACCESS_COMMANDS),
-        Topic("discovery", "Data Discovery: public summaries indexed for Beacon and the catalogue"),
+        Topic("discovery", "Data Discovery: released datasets indexed for Beacon and the catalogue, and unindexed "
+              "when withdrawn. Decided by the indexer", DISCOVERY_EVENTS),
         Topic("processing", "Processing: tools registered, tasks and workflows run, outputs reviewed"),
         Topic("audit", "Every decision of the enforcement point: data accessed or access denied", AUDIT_EVENTS),
         Topic(DEAD_LETTER, "Messages a worker could not process: the error and the original bytes"),
