@@ -168,6 +168,9 @@ class Settings(BaseSettings):
                         "forward_credentials})")
     beacon_federation_deadline_s: float = Field(
         10.0, gt=0, le=120, description="How long a federated query waits for the slowest peer")
+    beacon_peers_file: Path | None = Field(
+        None, description="A JSON file of more peers ([{name, url, forward_credentials}]), re-read when it changes; "
+                          "local default <data_dir>/beacon-peers.json, none in production unless set")
 
     otel_exporter: Literal["none", "console", "otlp"] = "none"
 
@@ -308,6 +311,13 @@ class Settings(BaseSettings):
     def dataset_url(self, dataset_id: str) -> str:
         """A dataset's URL: the ``value`` of the visas that grant it."""
         return f"{self.gateway_url}/datasets/{dataset_id}"
+
+    @property
+    def beacon_peers_path(self) -> Path | None:
+        """The peers file federated discovery re-reads: the configured one, else the local profile's default."""
+        if self.beacon_peers_file is not None:
+            return self.beacon_peers_file
+        return self.data_dir / "beacon-peers.json" if self.profile == "local" else None
 
     @property
     def beacon_identifier(self) -> str:
