@@ -14,7 +14,7 @@ A filter on a term matches that term and, with ``includeDescendantTerms`` (Beaco
 every term below it. Alternative ids and obsolete terms with a replacement resolve to their
 current term, and a term's set includes the alternative ids of every member so that data
 described with an old id still matches. Other ontologies (NCIT, MONDO, UBERON, DUO, ...) ship no
-hierarchy here: their terms match only themselves.
+hierarchy here, except DUO (``schemas.duo`` holds its is_a tree): their terms match only themselves.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from genomebus.schemas import duo
 
 CURIE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*:[A-Za-z0-9_.\-]+$")
 """What an ontology filter's id looks like (``HP:0001250``, ``NCIT:C16576``, ``Orphanet:558``)."""
@@ -213,12 +215,20 @@ def is_hpo(term: str) -> bool:
     return term.startswith("HP:")
 
 
+def duo_descendants(code: str) -> frozenset[str]:
+    """A DUO term and the terms below it (GRU → HMB, DS) as ``schemas.duo`` ships them."""
+    return frozenset({code, *(t.code for t in duo.TERMS if code in duo.ancestors(t.code))})
+
+
 def expand(term: str, include_descendants: bool = True, *, hpo: Hpo | None = None) -> frozenset[str]:
     """The stored terms a filter on ``term`` matches.
 
     HPO terms: the term and its alternative ids, plus every descendant with
-    ``include_descendants``. Any other CURIE (NCIT sex, MONDO, UBERON, DUO, ...): only itself.
+    ``include_descendants``; DUO terms likewise over DUO's tree. Any other CURIE (NCIT sex, MONDO,
+    UBERON, ...): only itself.
     """
+    if term.startswith("DUO:"):
+        return duo_descendants(term) if include_descendants else frozenset({term})
     if not is_hpo(term):
         return frozenset({term})
     tree = hpo or Hpo.shared()

