@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .alleles import normalise_contig
+from genomebus.infra.discovery.alleles import normalise_contig
 
 _FORM = re.compile(r"^(?P<sequence>[A-Za-z0-9_.\-]+):g\.(?P<change>.+)$")
 _SUBSTITUTION = re.compile(r"^(?P<pos>\d+)(?P<ref>[ACGTN])>(?P<alt>[ACGTN])$", re.IGNORECASE)

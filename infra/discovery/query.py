@@ -67,10 +67,9 @@ from typing import Any, Literal
 
 import asyncpg
 
+from genomebus.infra.discovery import hgvs, ontology
+from genomebus.infra.discovery.alleles import VARIANT_TYPES, normalise_contig, query_types
 from genomebus.schemas import duo
-
-from . import hgvs, ontology
-from .alleles import VARIANT_TYPES, normalise_contig, query_types
 
 ENTRY_TYPES = ("g_variants", "individuals", "biosamples", "runs", "analyses", "datasets")
 ENTRY_TYPE_IDS = {"g_variants": "genomicVariant", "individuals": "individual", "biosamples": "biosample",
