@@ -1068,6 +1068,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(access_app, name="access")
 from genomebus.cli_fetch import fetch  # noqa: E402
 app.command("fetch")(fetch)
+from genomebus.cli_discover import discover  # noqa: E402
+app.command("discover")(discover)
 
 
 def main() -> NoReturn:
