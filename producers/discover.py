@@ -38,11 +38,11 @@ from typing import Any, Literal
 
 import httpx
 
+from genomebus.infra.discovery.query import ENTRY_TYPES
 from genomebus.infra.settings import Settings
 from genomebus.producers.commands import GatewayUnavailable
 
 API_VERSION = "v2.0.0"
-ENTRY_TYPES = ("g_variants", "individuals", "biosamples", "runs", "analyses", "datasets")
 GRANULARITIES = ("boolean", "count", "record")
 INCLUDE = ("ALL", "HIT", "MISS", "NONE")
 Granularity = Literal["boolean", "count", "record"]

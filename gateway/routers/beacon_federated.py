@@ -56,13 +56,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from genomebus.gateway.deps import SettingsDep
 from genomebus.gateway.problems import Problem, problem_responses
+from genomebus.infra.discovery.query import ENTRY_TYPES
 from genomebus.infra.settings import BeaconPeer, Settings
 
 log = logging.getLogger("genomebus.gateway.beacon_federated")
 
 PREFIX = "/beacon/v2/federated"
 API_VERSION = "v2.0.0"
-ENTRY_TYPES = ("g_variants", "individuals", "biosamples", "runs", "analyses", "datasets")
 GRANULARITIES = ("boolean", "count", "record")
 MAX_PEER_RESPONSE_BYTES = 16 << 20
 """A peer's answer larger than this is an error, not something to hold in memory."""
