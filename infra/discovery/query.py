@@ -592,7 +592,10 @@ def _comparison(sql: _Sql, spec: AlphanumericField, operator: str, value: str) -
             except ValueError as error:
                 raise QueryError("invalid_filter", str(error)) from None
         elif spec.kind == "variant_type":
-            values = list(query_types(_variant_type(value) or ""))
+            if value.strip().upper() not in QUERY_VARIANT_TYPES:
+                raise QueryError("invalid_filter", f"variantType is one of {', '.join(QUERY_VARIANT_TYPES)}, "
+                                                   f"not {value!r}")
+            values = list(query_types(value))
         else:
             values = [normalise_contig(value)]
         match = f"{column} = ANY({sql(values, 'text[]')})"
