@@ -22,11 +22,11 @@ CREATE TABLE IF NOT EXISTS discovery.datasets (
 );
 
 -- One row per (dataset, site, alternate allele): multi-allelic sites are split. Partitioned by dataset:
--- a dataset's partition is loaded with COPY into its own table, indexed, then attached; withdrawing
--- a dataset detaches and drops it.
+-- a dataset's partition (discovery.variants_<dataset_key>) is loaded with COPY into its own table,
+-- indexed, analysed, then attached; withdrawing a dataset detaches and drops it (infra/discovery/index.py).
 CREATE TABLE IF NOT EXISTS discovery.variants (
     dataset_key     integer NOT NULL,
-    contig          text NOT NULL,      -- normalised name: 1..22, X, Y, MT (no "chr" prefix)
+    contig          text COLLATE "C" NOT NULL,  -- normalised: 1..22, X, Y, MT (no "chr"); byte order is enough
     start           integer NOT NULL,   -- 0-based, inclusive
     "end"           integer NOT NULL,   -- 0-based, exclusive: start + length of ref (or END of a symbolic allele)
     ref             text NOT NULL,
@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS discovery.variants (
     carrier_samples integer[] NOT NULL  -- their discovery.samples.sample_idx: for record-level answers only
 ) PARTITION BY LIST (dataset_key);
 CREATE INDEX IF NOT EXISTS variants_by_position ON discovery.variants (contig, start);
+
+-- Concatenates arrays across rows: the carriers of one allele found in several files of a dataset
+-- (each file's samples have their own indexes, so the union is a concatenation).
+CREATE OR REPLACE AGGREGATE discovery.concat_arrays(anycompatiblearray) (
+    SFUNC = array_cat, STYPE = anycompatiblearray, INITCOND = '{}'
+);
 
 -- The genotyped samples (VCF columns) and who they are: a biosample or individual of the metadata
 -- when the column name matches one, else only the column name.
