@@ -842,7 +842,8 @@ def _files_where(plan: _Plan, entity: str) -> str:
 
 
 _ENTITY_SQL = {
-    "g_variants": ("discovery.variants v", _variants_where, "v.contig, v.start, v.ref, v.alt"),
+    "g_variants": ("discovery.variants v", _variants_where,
+                   "v.contig, v.start, v.ref COLLATE \"C\", v.alt COLLATE \"C\""),
     "individuals": ("discovery.individuals i", _individuals_where, "i.individual_id"),
     "biosamples": ("discovery.biosamples b", _biosamples_where, "b.biosample_id"),
     "runs": ("discovery.files f", lambda plan: _files_where(plan, "runs"), "f.accession"),
@@ -1124,6 +1125,7 @@ async def _individual_records(conn: asyncpg.Connection, dataset: _Dataset,
 
 
 _SPECIMEN = {"id": "OBI:0001479", "label": "specimen from organism"}
+_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 async def _biosample_records(conn: asyncpg.Connection, dataset: _Dataset,
@@ -1143,7 +1145,7 @@ async def _biosample_records(conn: asyncpg.Connection, dataset: _Dataset,
             record["sampleOriginType"] = _term(kind, labels)
         if row["individual_id"]:
             record["individualId"] = row["individual_id"]
-        if row["collected"]:
+        if row["collected"] and _FULL_DATE.match(row["collected"]):  # a year alone is no date the model takes
             record["collectionDate"] = row["collected"]
         found.append(record)
     return found
