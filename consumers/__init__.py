@@ -18,6 +18,7 @@ WORKER_MODULES = {
     "reception-decider": "genomebus.consumers.reception_decider",
     "access-decider": "genomebus.consumers.access_decider",
     "access-timer": "genomebus.consumers.access_timer",
+    "indexer": "genomebus.consumers.indexer",
 }
 
 

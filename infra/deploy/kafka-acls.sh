@@ -25,6 +25,7 @@
 #                                                                              genomebus.access, genomebus.reception
 #                                                                              (end offsets)
 #   User:genomebus-access-timer        genomebus.access.commands (expire)      - (reads PostgreSQL)
+#   User:genomebus-indexer             genomebus.discovery, .deadletter        genomebus.reception (genomebus-indexer)
 #   User:genomebus-projector           genomebus.deadletter                    genomebus.reception, .reception.commands,
 #                                                                              .access, .access.commands
 #                                                                              (genomebus-projection-*, prefixed)
@@ -56,7 +57,7 @@
 # GENOMEBUS_KAFKA_BOOTSTRAP_SERVERS (default of --bootstrap-server), GENOMEBUS_TOPIC_PREFIX (default
 # genomebus.), GENOMEBUS_PRINCIPAL_<ROLE> to rename a principal (e.g. mutual TLS:
 # GENOMEBUS_PRINCIPAL_QC='User:CN=genomebus-qc,O=Example'); roles CLIENT GATEWAY RECEPTION_DECIDER QC
-# ARCHIVE ACCESS_DECIDER ACCESS_TIMER PROJECTOR AUDITOR.
+# ARCHIVE ACCESS_DECIDER ACCESS_TIMER INDEXER PROJECTOR AUDITOR.
 set -euo pipefail
 
 usage() {
@@ -169,6 +170,12 @@ writes access-decider "${prefix}access" "${prefix}deadletter"
 # The access timer finds grants past their end in PostgreSQL and asks for their expiry: commands only,
 # no consumer group, no dead letters (it consumes nothing).
 writes access-timer "${prefix}access.commands"
+
+# Data Discovery: the indexer loads released datasets into the discovery index and says so on
+# genomebus.discovery (dataset.indexed / index_failed / unindexed); it alone writes that topic.
+reads indexer "${prefix}reception"
+group indexer genomebus-indexer literal
+writes indexer "${prefix}discovery" "${prefix}deadletter"
 
 # The projector folds facts (and commands, for the datasets and access read models) into PostgreSQL;
 # one group per read model, so the prefix covers the read models to come.

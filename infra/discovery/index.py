@@ -38,8 +38,9 @@ individual; one named like a described individual is that individual; any other 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +50,7 @@ from uuid import UUID
 import asyncpg
 
 from genomebus.infra.discovery import ontology
-from genomebus.infra.discovery.vcf import ROW_COLUMNS, Row, VariantFileReader
+from genomebus.infra.discovery.vcf import ROW_COLUMNS, Row, VariantFileError, VariantFileReader
 from genomebus.schemas.reception import DatasetDescription
 
 SCHEMA = "discovery"
@@ -162,8 +163,9 @@ async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[Var
     table = partition_name(key)
     readers = []
     for source in files:
-        reader = await asyncio.to_thread(VariantFileReader, source.path, sample_offset=len(loaded.samples))
-        readers.append(reader)
+        with _naming(source):
+            reader = await asyncio.to_thread(VariantFileReader, source.path, sample_offset=len(loaded.samples))
+        readers.append((source, reader))
         loaded.samples += [(source.accession, name) for name in reader.header.samples]
         loaded.assembly = loaded.assembly or reader.header.assembly
     columns = ", ".join(f'"{c}"' for c in ROW_COLUMNS)
@@ -172,13 +174,15 @@ async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[Var
                            f"CREATE TABLE {SCHEMA}.{table} (LIKE {SCHEMA}.variants); "
                            f"ALTER TABLE {SCHEMA}.{table} ALTER COLUMN dataset_key SET DEFAULT {key:d}")
         if len(readers) == 1:
-            await _copy(conn, table, readers[0], loaded)
+            with _naming(readers[0][0]):
+                await _copy(conn, table, readers[0][1], loaded)
         else:
             staging = f"{table}_staging"
             await conn.execute(f"CREATE UNLOGGED TABLE {SCHEMA}.{staging} (LIKE {SCHEMA}.variants)"
                                f"; ALTER TABLE {SCHEMA}.{staging} ALTER COLUMN dataset_key SET DEFAULT {key:d}")
-            for reader in readers:
-                await _copy(conn, staging, reader, loaded, freeze=False)
+            for source, reader in readers:
+                with _naming(source):
+                    await _copy(conn, staging, reader, loaded, freeze=False)
             loaded.variants = int((await conn.execute(
                 f"INSERT INTO {SCHEMA}.{table} ({columns}) SELECT contig, start, \"end\", ref, alt, min(variant_type), "
                 "sum(allele_count), sum(allele_number), sum(carriers), "
@@ -214,6 +218,16 @@ async def _copy(conn: asyncpg.Connection, table: str, reader: VariantFileReader,
     await conn.copy_to_table(table, schema_name=SCHEMA, source=chunks(), columns=list(ROW_COLUMNS),
                              freeze=freeze, timeout=None)
     loaded.max_length = max(loaded.max_length, lengths[0])
+
+
+@contextlib.contextmanager
+def _naming(source: VariantSource) -> Iterator[None]:
+    """A ``VariantFileError`` raised while reading ``source`` names its accession."""
+    try:
+        yield
+    except VariantFileError as exc:
+        exc.accession = exc.accession or source.accession
+        raise
 
 
 def copy_text(rows: Sequence[Row]) -> bytes:

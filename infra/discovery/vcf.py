@@ -64,6 +64,8 @@ class VariantFileError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.accession: str | None = None
+        """The file's accession, when the loader knows it (``index.index_dataset`` sets it)."""
 
 
 @dataclass(frozen=True)

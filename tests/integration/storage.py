@@ -82,12 +82,16 @@ class StoredDataset:
 
 async def archived_dataset(settings: Any, publisher: Any, files: list[tuple[Path, str | None]], *,
                            access_rights: str = "controlled", dac_id: str | None = None,
-                           title: str = "storage test") -> StoredDataset:
-    """A released dataset holding ``files`` (path, alias or None), every one archived."""
+                           title: str = "storage test", **description: Any) -> StoredDataset:
+    """A released dataset holding ``files`` (path, alias or None), every one archived.
+
+    ``description``: more fields of its ``DatasetDescription`` (individuals, biosamples, keywords...).
+    """
     dataset_id, dac = new_dataset_id(), dac_id or new_dac()
+    description.setdefault("individuals", ({"id": "P1", "sex": "female"},))
     outcome = await register_dataset(settings, build_command(
         DatasetRegisterRequested, dataset_id=dataset_id, title=title, data_use=("DUO:0000006",), dac_id=dac,
-        access_rights=access_rights, individuals=({"id": "P1", "sex": "female"},)),
+        access_rights=access_rights, **description),
         actor="steward-test", publisher=publisher)
     assert outcome.accepted, outcome
     stored = StoredDataset(dataset_id, dac)

@@ -50,6 +50,7 @@ TABLE: dict[str, tuple[set[str], set[str], set[tuple[str, str]]]] = {
     user("access-decider"): ({t("access.commands"), t("access"), t("reception")}, {t("access"), t(DEAD_LETTER)},
                              {("genomebus-access-decider", "literal")}),
     user("access-timer"): (set(), {t("access.commands")}, set()),
+    user("indexer"): ({t("reception")}, {t("discovery"), t(DEAD_LETTER)}, {("genomebus-indexer", "literal")}),
     user("projector"): ({t("reception"), t("reception.commands"), t("access"), t("access.commands")},
                         {t(DEAD_LETTER)}, {("genomebus-projection-", "prefixed")}),
     AUDITOR: ({t(c) for c in CATALOGUE}, set(), set()),
@@ -288,8 +289,9 @@ def test_compose_mounts_the_archive_key_read_only_where_it_decrypts_and_nowhere_
     assert str(Path(public.group(1)).parent) == target
     holders = {name for name, service in services.items()
                if any("secrets/archive" in str(volume) for volume in service.get("volumes") or [])}
-    # The archive worker encrypts and verifies; the gateway decrypts to serve DRS and htsget.
-    assert holders == {"archive", "gateway"}
+    # The archive worker encrypts and verifies; the gateway decrypts to serve DRS and htsget; the indexer
+    # decrypts the variant files it loads into the discovery index.
+    assert holders == {"archive", "gateway", "indexer"}
     for name in holders:
         assert f"./secrets/archive:{target}:ro" in services[name]["volumes"], name
         assert "./secrets/kafka/ca.crt:/etc/genomebus/kafka-ca.crt:ro" in services[name]["volumes"], name
