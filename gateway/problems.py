@@ -93,25 +93,41 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
 # -- GA4GH error shapes -----------------------------------------------------------------------------
 #
 # Some GA4GH APIs name their own error body: DRS an ``Error`` with ``msg`` and ``status_code``, htsget
-# ``{"htsget": {"error": <name>, "message": ...}}``, both as ``application/json``. Under those APIs'
+# ``{"htsget": {"error": <name>, "message": ...}}``, Beacon v2 a ``beaconErrorResponse`` (``meta`` and
+# ``error`` with ``errorCode`` and ``errorMessage``), all as ``application/json``. Under those APIs'
 # paths the gateway answers exactly that shape, so their clients and compliance suites read it; the
-# DRS body keeps the RFC 7807 members beside its own (extra members are allowed by both).
+# DRS and Beacon bodies keep the RFC 7807 members beside their own (extra members are allowed).
 
 HTSGET_ERRORS = {400: "InvalidInput", 401: "InvalidAuthentication", 403: "PermissionDenied", 404: "NotFound",
                  413: "PayloadTooLarge", 500: "InternalServerError", 503: "InternalServerError"}
 """The htsget error name of a status, unless the problem names one itself (``htsget_error=``)."""
 
 
-def _drs_body(body: dict[str, Any]) -> dict[str, Any]:
+def _drs_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
     return {"msg": body["detail"], "status_code": body["status"], **body}
 
 
-def _htsget_body(body: dict[str, Any]) -> dict[str, Any]:
+def _htsget_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
     name = body.get("htsget_error") or HTSGET_ERRORS.get(body["status"], "InternalServerError")
     return {"htsget": {"error": name, "message": body["detail"]}}
 
 
-DIALECTS: tuple[tuple[str, Any], ...] = (("/ga4gh/drs/v1", _drs_body), ("/htsget/v1", _htsget_body))
+BEACON_API_VERSION = "v2.0.0"
+
+
+def _beacon_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
+    """A ``beaconErrorResponse``; its ``meta`` says the request as far as it was understood (``beacon_summary``)."""
+    settings = getattr(request.app.state, "settings", None)
+    summary = body.pop("beacon_summary", None) or {
+        "apiVersion": BEACON_API_VERSION, "requestedSchemas": [], "pagination": {}, "requestedGranularity": "boolean"}
+    meta = {"beaconId": settings.beacon_identifier if settings is not None else "genomebus",
+            "apiVersion": BEACON_API_VERSION, "returnedSchemas": [], "returnedGranularity": "boolean",
+            "receivedRequestSummary": summary}
+    return {"meta": meta, "error": {"errorCode": body["status"], "errorMessage": body["detail"]}, **body}
+
+
+DIALECTS: tuple[tuple[str, Any], ...] = (("/ga4gh/drs/v1", _drs_body), ("/htsget/v1", _htsget_body),
+                                         ("/beacon/v2", _beacon_body))
 
 DIALECT_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "/ga4gh/drs/v1": ("DrsError", {
@@ -128,6 +144,22 @@ DIALECT_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
                                                  "UnsupportedFormat", "InvalidInput", "InvalidRange",
                                                  "PayloadTooLarge", "InternalServerError"]},
             "message": {"type": "string"}}}}}),
+    "/beacon/v2": ("BeaconError", {
+        "title": "BeaconError", "type": "object", "required": ["meta", "error"],
+        "description": "Beacon v2 `beaconErrorResponse` (meta, error{errorCode, errorMessage}), with the RFC 7807 "
+                       "members beside it",
+        "properties": {
+            "meta": {"type": "object", "required": ["beaconId", "apiVersion", "returnedSchemas",
+                                                    "returnedGranularity", "receivedRequestSummary"],
+                     "properties": {"beaconId": {"type": "string"}, "apiVersion": {"type": "string"},
+                                    "returnedSchemas": {"type": "array", "items": {"type": "object"}},
+                                    "returnedGranularity": {"type": "string",
+                                                            "enum": ["boolean", "count", "record"]},
+                                    "receivedRequestSummary": {"type": "object"}}},
+            "error": {"type": "object", "required": ["errorCode"],
+                      "properties": {"errorCode": {"type": "integer"}, "errorMessage": {"type": "string"}}},
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "instance": {"type": "string"}}}),
 }
 
 
@@ -143,8 +175,10 @@ def problem_response(request: Request, status: int, code: str, detail: str, *, t
     }
     for prefix, shape in DIALECTS:
         if request.url.path.startswith(prefix):
-            return JSONResponse(shape(body), status_code=status, media_type="application/json", headers=headers)
+            return JSONResponse(shape(body, request), status_code=status, media_type="application/json",
+                                headers=headers)
     body.pop("htsget_error", None)
+    body.pop("beacon_summary", None)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -159,7 +193,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return problem_response(request, 400, "invalid-request", "the request does not match the API", errors=errors)
+        detail = "the request does not match the API"
+        if errors:  # the first mismatch in the message too: some dialects (Beacon, htsget) show only the message
+            detail += f": {'.'.join(str(part) for part in errors[0]['loc'])}: {errors[0]['msg']}"
+        return problem_response(request, 400, "invalid-request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
