@@ -369,12 +369,16 @@ async def unindex_dataset(pool: asyncpg.Pool, dataset_id: str, reason: str) -> b
         return True
 
 
+async def forget_dataset(pool: asyncpg.Pool, dataset_id: str) -> None:
+    """Remove every trace of a dataset from the index, as if it had never been released (before a replay)."""
+    async with pool.acquire() as conn, _dataset_lock(conn, dataset_id):
+        await _drop_dataset(conn, dataset_id)
+
+
 async def forget_all(pool: asyncpg.Pool) -> None:
     """Empty the whole index (every partition dropped, every row deleted), before rebuilding it by replay."""
-    async with pool.acquire() as conn:
-        for row in await conn.fetch(f"SELECT dataset_id FROM {SCHEMA}.datasets"):
-            async with _dataset_lock(conn, row["dataset_id"]):
-                await _drop_dataset(conn, row["dataset_id"])
+    for dataset_id in [r["dataset_id"] for r in await pool.fetch(f"SELECT dataset_id FROM {SCHEMA}.datasets")]:
+        await forget_dataset(pool, dataset_id)
 
 
 async def _drop_dataset(conn: asyncpg.Connection, dataset_id: str) -> None:

@@ -40,10 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pysam
 import pytest
 
 from genomebus.infra.discovery import index
+from genomebus.infra.discovery.alleles import normalise_contig, variant_type
 from genomebus.infra.discovery.index import IndexSummary
+from genomebus.infra.discovery.vcf import NOT_VARIANTS
 from tests.data import DATA
 from tests.integration.storage import archived_dataset
 
@@ -153,3 +156,51 @@ async def discovery_dataset(stack: Any, publisher: Any, pool: Any) -> IndexedDat
 async def public_discovery_dataset(stack: Any, publisher: Any, pool: Any) -> IndexedDataset:
     """The session's public dataset of ``PUBLIC_FILES`` (built by the first test that asks)."""
     return await _shared_dataset("public", stack, publisher, pool)
+
+
+# -- what the index should hold, found independently ------------------------------------------------------
+
+Allele = tuple[str, int, int, str, str]
+"""(contig, start, end, ref, alt): one row of ``discovery.variants`` per dataset."""
+
+
+def pysam_rows(path: Path, offset: int = 0) -> list[tuple[Any, ...]]:
+    """The rows the index should hold for one file, from pysam's record objects (slow, obviously right).
+
+    (contig, start, end, ref, alt, variant_type, allele_count, allele_number, carriers, carrier_samples):
+    0-based half-open; one per ALT (``*``, ``<NON_REF>``, ``.`` skipped); counts from the GT calls.
+    """
+    out = []
+    with pysam.VariantFile(str(path)) as vf:
+        for rec in vf:
+            ref = rec.ref.upper()
+            calls = [s.get("GT") for s in rec.samples.values()] if "GT" in rec.format else []
+            an = sum(1 for gt in calls for a in (gt or ()) if a is not None)
+            for number, alt in enumerate(rec.alts or (), start=1):
+                if alt in NOT_VARIANTS:
+                    continue
+                carriers = [offset + i for i, gt in enumerate(calls) if number in (gt or ())]
+                ac = sum(1 for gt in calls for a in (gt or ()) if a == number)
+                end = rec.stop if alt.startswith("<") else rec.start + len(ref)
+                out.append((normalise_contig(rec.chrom), rec.start, end, ref, alt, variant_type(ref, alt),
+                            ac, an if calls else 0, len(carriers), carriers))
+    return out
+
+
+def pysam_dataset_rows(paths: list[Path]) -> dict[Allele, tuple[Any, ...]]:
+    """A dataset's rows: the files in order, each file's samples numbered after the previous files', and
+    the same allele in several files one row (counts summed, carriers joined)."""
+    merged: dict[Allele, tuple[Any, ...]] = {}
+    offset = 0
+    for path in paths:
+        for row in pysam_rows(path, offset):
+            key = row[:5]
+            if key in merged:
+                seen = merged[key]
+                carriers = sorted(seen[9] + row[9])
+                merged[key] = (*seen[:6], seen[6] + row[6], seen[7] + row[7], len(carriers), carriers)
+            else:
+                merged[key] = row
+        with pysam.VariantFile(str(path)) as vf:
+            offset += len(vf.header.samples)
+    return merged

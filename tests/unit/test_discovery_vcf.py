@@ -8,11 +8,11 @@ from pathlib import Path
 import pysam
 import pytest
 
-from genomebus.infra.discovery.alleles import normalise_contig, variant_type
 from genomebus.infra.discovery.index import copy_text, filtering_terms, sample_rows
-from genomebus.infra.discovery.vcf import NOT_VARIANTS, VariantFileError, VariantFileReader, header_assembly, parse_genotype
+from genomebus.infra.discovery.vcf import VariantFileError, VariantFileReader, header_assembly, parse_genotype
 from genomebus.schemas.reception import DatasetDescription
 from tests.data import DATA
+from tests.integration.discovery import pysam_rows
 
 VARIANTS = DATA / "variants"
 HEADER = ("##fileformat=VCFv4.3\n"
@@ -43,25 +43,6 @@ def write_vcf(path: Path, samples: list[str], records: list[str], *, compress: s
 
 def rows(path: Path, offset: int = 0) -> list[tuple]:
     return [tuple(r) for r in VariantFileReader(path, sample_offset=offset).rows()]
-
-
-def pysam_rows(path: Path, offset: int = 0) -> list[tuple]:
-    """The same rows, computed independently with pysam's record objects (slow, obviously right)."""
-    out = []
-    with pysam.VariantFile(str(path)) as vf:
-        for rec in vf:
-            ref = rec.ref.upper()
-            calls = [s.get("GT") for s in rec.samples.values()] if "GT" in rec.format else []
-            an = sum(1 for gt in calls for a in (gt or ()) if a is not None)
-            for index, alt in enumerate(rec.alts or (), start=1):
-                if alt in NOT_VARIANTS:
-                    continue
-                carriers = [offset + i for i, gt in enumerate(calls) if index in (gt or ())]
-                ac = sum(1 for gt in calls for a in (gt or ()) if a == index)
-                end = rec.stop if alt.startswith("<") else rec.start + len(ref)
-                out.append((normalise_contig(rec.chrom), rec.start, end, ref, alt, variant_type(ref, alt),
-                            ac, an if calls else 0, len(carriers), carriers))
-    return out
 
 
 @pytest.mark.parametrize("name", ["spec-v4.3.vcf.gz", "spec-v4.3.bcf", "HG02102.vcf.gz", "NA18537.vcf.gz",
