@@ -878,7 +878,6 @@ class _Dataset:
     max_length: int
     variants: int
     passes: bool
-    description: dict[str, Any]
     indexed_at: Any
 
 
@@ -921,13 +920,24 @@ async def _datasets_in_scope(conn: asyncpg.Connection, plan: _Plan, dataset_ids:
         where.append(f"d.dataset_id = ANY({sql(list(dataset_ids), 'text[]')})")
     rows = await _fetch(conn, plan, (
         "SELECT d.dataset_key, d.dataset_id, d.access_rights, d.assembly, d.max_variant_length, d.variants, "
-        f"d.description, d.indexed_at, {_and(plan.conds['datasets'])} AS passes "
+        f"d.indexed_at, {_and(plan.conds['datasets'])} AS passes "
         f"FROM discovery.datasets d WHERE {' AND '.join(where)} ORDER BY d.dataset_id"))
     wanted_assembly = assembly_name(variant.assembly_id) if variant and variant.assembly_id else None
     return [_Dataset(r["dataset_key"], r["dataset_id"], r["access_rights"], r["assembly"], r["max_variant_length"],
                      r["variants"], bool(r["passes"]) and _assembly_matches(wanted_assembly, r["assembly"]),
-                     _json(r["description"]), r["indexed_at"])
+                     r["indexed_at"])
             for r in rows]
+
+
+_SUMMARY = ("jsonb_build_object('title', description->'title', 'description', description->'description', "
+            "'landing_page', description->'landing_page', 'data_use', description->'data_use')")
+"""What records need of a description: not its individuals and biosamples, which can be many."""
+
+
+async def _summaries(conn: asyncpg.Connection, keys: Collection[int]) -> dict[int, dict[str, Any]]:
+    rows = await conn.fetch(f"SELECT dataset_key, {_SUMMARY} AS summary FROM discovery.datasets "
+                            "WHERE dataset_key = ANY($1::int[])", list(keys)) if keys else []
+    return {r["dataset_key"]: _json(r["summary"]) for r in rows}
 
 
 def _json(value: Any) -> dict[str, Any]:
@@ -993,7 +1003,8 @@ async def _records(conn: asyncpg.Connection, plan: _Plan, entry_type: str, datas
     for row in rows:
         grouped.setdefault(row["key"], []).append(row)
     build = _RECORD_BUILDERS[entry_type]
-    return {key: await build(conn, by_key[key], found) for key, found in grouped.items()}
+    summaries = await _summaries(conn, grouped) if entry_type == "g_variants" else {}
+    return {key: await build(conn, by_key[key], found, summaries.get(key, {})) for key, found in grouped.items()}
 
 
 async def _datasets_entry(conn: asyncpg.Connection, plan: _Plan, datasets: Sequence[_Dataset],
@@ -1007,8 +1018,9 @@ async def _datasets_entry(conn: asyncpg.Connection, plan: _Plan, datasets: Seque
         found = {row["key"] for row in await _fetch(conn, plan, statement)}
         matching = [d for d in datasets if d.key in found]
     counts = {d.key: 1 for d in matching}
-    records = {d.key: [dataset_record(d.dataset_id, d.description, d.indexed_at)]
-               for d in matching if d.dataset_id in records_for}
+    listed = [d for d in matching if d.dataset_id in records_for]
+    summaries = await _summaries(conn, [d.key for d in listed])
+    records = {d.key: [dataset_record(d.dataset_id, summaries.get(d.key, {}), d.indexed_at)] for d in listed}
     return counts, records
 
 
@@ -1038,14 +1050,14 @@ def _sequence_id(contig: str, assembly: str | None) -> str:
     return f"{assembly_name(assembly) if assembly else 'contig'}:{contig}"
 
 
-async def _variant_records(conn: asyncpg.Connection, dataset: _Dataset,
-                           rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+async def _variant_records(conn: asyncpg.Connection, dataset: _Dataset, rows: Sequence[asyncpg.Record],
+                           summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     carriers = sorted({idx for row in rows for idx in row["carrier_samples"]})
     samples = {r["sample_idx"]: r for r in await conn.fetch(
         "SELECT sample_idx, sample_name, file_accession, biosample_id, individual_id FROM discovery.samples "
         "WHERE dataset_key = $1 AND sample_idx = ANY($2::int[])", dataset.key, carriers)} if carriers else {}
-    title = dataset.description.get("title") or dataset.dataset_id
-    reference = dataset.description.get("landing_page") or f"/beacon/v2/datasets/{dataset.dataset_id}"
+    title = summary.get("title") or dataset.dataset_id
+    reference = summary.get("landing_page") or f"/beacon/v2/datasets/{dataset.dataset_id}"
     found = []
     for row in rows:
         contig, start, ref, alt = row["contig"], row["start"], row["ref"], row["alt"]
@@ -1106,8 +1118,8 @@ def _term(term: str, labels: Mapping[str, str]) -> dict[str, str]:
     return {"id": term, "label": labels[term]} if term in labels else {"id": term}
 
 
-async def _individual_records(conn: asyncpg.Connection, dataset: _Dataset,
-                              rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+async def _individual_records(conn: asyncpg.Connection, dataset: _Dataset, rows: Sequence[asyncpg.Record],
+                              summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     labels = await _labels(conn, dataset, {t for r in rows for t in (*r["phenotypes"], *r["diseases"])})
     found = []
     for row in rows:
@@ -1128,8 +1140,8 @@ _SPECIMEN = {"id": "OBI:0001479", "label": "specimen from organism"}
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-async def _biosample_records(conn: asyncpg.Connection, dataset: _Dataset,
-                             rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+async def _biosample_records(conn: asyncpg.Connection, dataset: _Dataset, rows: Sequence[asyncpg.Record],
+                             summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     labels = await _labels(conn, dataset, {r["sample_type"] for r in rows if r["sample_type"]})
     unknown = {"id": _UNKNOWN.id, "label": _UNKNOWN.label}
     found = []
@@ -1173,8 +1185,8 @@ def _date(value: Any, fallback: Any) -> str:
     return moment.date().isoformat() if moment is not None else "1970-01-01"
 
 
-async def _run_records(conn: asyncpg.Connection, dataset: _Dataset,
-                       rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+async def _run_records(conn: asyncpg.Connection, dataset: _Dataset, rows: Sequence[asyncpg.Record],
+                       summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     people = await _file_people(conn, dataset, rows)
     found = []
     for row in rows:
@@ -1192,8 +1204,8 @@ async def _run_records(conn: asyncpg.Connection, dataset: _Dataset,
     return found
 
 
-async def _analysis_records(conn: asyncpg.Connection, dataset: _Dataset,
-                            rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+async def _analysis_records(conn: asyncpg.Connection, dataset: _Dataset, rows: Sequence[asyncpg.Record],
+                            summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     people = await _file_people(conn, dataset, rows)
     found = []
     for row in rows:
@@ -1319,8 +1331,9 @@ async def datasets(pool: asyncpg.Pool) -> list[IndexedDataset]:
     """The indexed datasets, by id: what ``/datasets`` lists and the catalogue counts."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT dataset_id, access_rights, assembly, variants, samples, individuals, biosamples, description, "
-            "indexed_at FROM discovery.datasets WHERE state = 'indexed' ORDER BY dataset_id")
+            "SELECT dataset_id, access_rights, assembly, variants, samples, individuals, biosamples, "
+            f"{_SUMMARY} AS description, indexed_at FROM discovery.datasets WHERE state = 'indexed' "
+            "ORDER BY dataset_id")
     return [IndexedDataset(r["dataset_id"], r["access_rights"], r["assembly"], r["variants"], r["samples"],
                            r["individuals"], r["biosamples"],
                            dataset_record(r["dataset_id"], _json(r["description"]), r["indexed_at"]))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import functools
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -210,15 +209,11 @@ async def _load(pool: Any, dataset_id: str, names: tuple[str, ...], description:
 @pytest.fixture(scope="module")
 async def indexed(pool: Any) -> AsyncIterator[Indexed]:
     run = f"{DATASET_A}-BAM"
-    began = time.perf_counter()
     accessions = await _load(pool, DATASET_A, FILES_A, description_a(),
                              (index.FileInfo(accession=run, format="BAM", sample_names=("NORMAL",)),))
     await _load(pool, DATASET_B, FILES_B, DatasetDescription(title="H2 variants B", data_use=("DUO:0000042",),
                                                               keywords=("controls",)))
-    loaded = time.perf_counter()
-    found = Indexed(scan(FILES_A), scan(FILES_B), accessions, run)
-    print(f"indexed in {loaded - began:.1f} s, scanned in {time.perf_counter() - loaded:.1f} s")
-    yield found
+    yield Indexed(scan(FILES_A), scan(FILES_B), accessions, run)
     for dataset in (DATASET_A, DATASET_B):
         await index.unindex_dataset(pool, dataset, "test over")
 
