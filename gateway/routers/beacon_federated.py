@@ -54,15 +54,16 @@ import httpx
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import TypeAdapter, ValidationError
 
+from genomebus.gateway.beacon_model import API_VERSION, ENTRY_TYPES
+from genomebus.gateway.beacon_response import PRECISIONS
 from genomebus.gateway.deps import SettingsDep
 from genomebus.gateway.problems import Problem, problem_responses
-from genomebus.infra.discovery.query import ENTRY_TYPES
+from genomebus.gateway.routers import beacon
 from genomebus.infra.settings import BeaconPeer, Settings
 
 log = logging.getLogger("genomebus.gateway.beacon_federated")
 
 PREFIX = "/beacon/v2/federated"
-API_VERSION = "v2.0.0"
 GRANULARITIES = ("boolean", "count", "record")
 MAX_PEER_RESPONSE_BYTES = 16 << 20
 """A peer's answer larger than this is an error, not something to hold in memory."""
@@ -104,8 +105,17 @@ class NodeAnswer:
 
     @property
     def result_sets(self) -> list[dict[str, Any]]:
-        sets = ((self.response or {}).get("response") or {}).get("resultSets")
-        return [s for s in sets if isinstance(s, dict)] if isinstance(sets, list) else []
+        return self._listed("resultSets")
+
+    @property
+    def collections(self) -> list[dict[str, Any]] | None:
+        """The collections (datasets) the node listed; None when its answer has none (boolean or count)."""
+        found = ((self.response or {}).get("response") or {}).get("collections")
+        return self._listed("collections") if isinstance(found, list) else None
+
+    def _listed(self, name: str) -> list[dict[str, Any]]:
+        items = ((self.response or {}).get("response") or {}).get(name)
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
     def described(self) -> dict[str, Any]:
         """The node's line in ``info.nodes``."""
@@ -127,7 +137,10 @@ class NodeAnswer:
             line["exists"] = bool(self.summary.get("exists"))
             if isinstance(self.summary.get("numTotalResults"), int):
                 line["numTotalResults"] = self.summary["numTotalResults"]
-            line["resultSets"] = len(self.result_sets)
+            if self.collections is not None:
+                line["collections"] = len(self.collections)
+            else:
+                line["resultSets"] = len(self.result_sets)
         return line
 
 
@@ -298,18 +311,27 @@ def received_request_summary(body: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def merge(answers: Sequence[NodeAnswer], *, beacon_id: str, body: Mapping[str, Any], deadline_s: float,
-          warnings: Sequence[str] = ()) -> dict[str, Any]:
-    """One ``beaconResultsetsResponse`` from every node's answer, with each node's status in ``info.nodes``."""
+def merge(answers: Sequence[NodeAnswer], *, beacon_id: str, entry_type: str, body: Mapping[str, Any],
+          deadline_s: float, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """One Beacon response from every node's answer, with each node's status in ``info.nodes``.
+
+    Result sets (datasets for ``datasets``: collections) keep every member a node gave them and gain
+    ``info.node``. The summary adds up the nodes' counts only when every node that answered counted,
+    with the least precise of their ``countPrecision`` and all their ``countAdjustedTo``.
+    """
     ok = [a for a in answers if a.status == "ok"]
     own = next((a for a in ok if a.own), None)
-    result_sets = [{**rs, "info": {**(rs.get("info") if isinstance(rs.get("info"), dict) else {}), "node": a.node}}
-                   for a in ok for rs in a.result_sets]
     granularity = min((a.granularity for a in ok), key=GRANULARITIES.index, default="boolean")
     summary: dict[str, Any] = {"exists": any(a.summary.get("exists") is True for a in ok)}
     counts = [a.summary.get("numTotalResults") for a in ok]
-    if ok and granularity != "boolean" and all(isinstance(c, int) for c in counts):
+    if ok and granularity != "boolean" and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
         summary["numTotalResults"] = sum(counts)  # type: ignore[arg-type]
+        given = [a.summary.get("countPrecision") for a in ok]
+        summary["countPrecision"] = max((p if p in PRECISIONS else "exact" for p in given), key=PRECISIONS.index)
+        adjusted = [item for a in ok for item in a.summary.get("countAdjustedTo") or ()
+                    if isinstance(item, int | str) and not isinstance(item, bool)]
+        if adjusted:
+            summary["countAdjustedTo"] = list(dict.fromkeys(adjusted))
     schemas: list[Any] = []
     for a in ok:
         for schema in (a.response or {}).get("meta", {}).get("returnedSchemas") or ():
@@ -319,17 +341,30 @@ def merge(answers: Sequence[NodeAnswer], *, beacon_id: str, body: Mapping[str, A
     meta = {
         "beaconId": beacon_id,
         "apiVersion": own_meta.get("apiVersion") or API_VERSION,
-        "returnedSchemas": schemas,
+        "returnedSchemas": schemas or [ENTRY_TYPES[entry_type].schema],
         "returnedGranularity": granularity,
         "receivedRequestSummary": own_meta.get("receivedRequestSummary") or received_request_summary(body),
     }
     if isinstance(own_meta.get("testMode"), bool):
         meta["testMode"] = own_meta["testMode"]
+    merged: dict[str, Any] = {"meta": meta, "responseSummary": summary}
+    if ENTRY_TYPES[entry_type].collection:
+        listed = [(a, a.collections) for a in ok if a.collections is not None]
+        if listed:
+            merged["response"] = {"collections": [_tagged(item, a.node) for a, items in listed for item in items]}
+    else:
+        merged["response"] = {"resultSets": [_tagged(rs, a.node) for a in ok for rs in a.result_sets]}
     info: dict[str, Any] = {"federated": True, "deadlineSeconds": deadline_s,
                             "nodes": [a.described() for a in answers]}
     if warnings:
         info["warnings"] = list(warnings)
-    return {"meta": meta, "responseSummary": summary, "response": {"resultSets": result_sets}, "info": info}
+    merged["info"] = info
+    return merged
+
+
+def _tagged(item: dict[str, Any], node: str) -> dict[str, Any]:
+    info = item.get("info") if isinstance(item.get("info"), dict) else {}
+    return {**item, "info": {**info, "node": node}}
 
 
 # -- peers ---------------------------------------------------------------------------------------------
@@ -417,7 +452,6 @@ def _peers_file(request: Request) -> PeersFile:
 
 def own_beacon(request: Request) -> OwnBeacon:
     """This node's Beacon, answering in-process for the caller of ``request`` (its budget, its credential)."""
-    from genomebus.gateway.routers import beacon
 
     async def ask(entry_type: str, body: dict[str, Any]) -> dict[str, Any]:
         return await beacon.run_query(request, entry_type, body)
@@ -432,56 +466,6 @@ PeersFileDep = Annotated[PeersFile, Depends(_peers_file)]
 # -- routes ------------------------------------------------------------------------------------------
 
 
-def body_from_query(params: Mapping[str, Any] | Any) -> dict[str, Any]:
-    """A GET's query string as the equivalent ``beaconRequestBody`` (values kept as given; the nodes validate)."""
-    multi = params.multi_items() if hasattr(params, "multi_items") else list(params.items())
-    values: dict[str, list[str]] = {}
-    for key, value in multi:
-        values.setdefault(key, []).append(value)
-
-    def many(key: str) -> list[str]:
-        return [part for value in values.get(key, []) for part in value.split(",") if part != ""]
-
-    def one(key: str) -> str | None:
-        return values[key][-1] if key in values else None
-
-    request: dict[str, Any] = {}
-    for key in ("referenceName", "assemblyId", "referenceBases", "alternateBases", "variantType", "geneId",
-                "genomicAlleleShortForm", "aminoacidChange"):
-        if one(key) is not None:
-            request[key] = one(key)
-    for key in ("variantMinLength", "variantMaxLength"):
-        if one(key) is not None:
-            request[key] = _int_or_text(one(key))
-    for key in ("start", "end"):
-        if key in values:
-            request[key] = [_int_or_text(v) for v in many(key)]
-    query: dict[str, Any] = {}
-    if request:
-        query["requestParameters"] = request
-    if "filters" in values:
-        query["filters"] = [{"id": f} for f in many("filters")]
-    pagination = {k: _int_or_text(one(k)) for k in ("skip", "limit") if one(k) is not None}
-    if pagination:
-        query["pagination"] = pagination
-    for key in ("requestedGranularity", "includeResultsetResponses"):
-        if one(key) is not None:
-            query[key] = one(key)
-    if one("testMode") is not None:
-        query["testMode"] = one("testMode").lower() in ("true", "1", "yes")  # type: ignore[union-attr]
-    meta: dict[str, Any] = {"apiVersion": API_VERSION}
-    if "requestedSchema" in values:
-        meta["requestedSchemas"] = [{"schema": s} for s in many("requestedSchema")]
-    return {"meta": meta, "query": query}
-
-
-def _int_or_text(value: str | None) -> int | str | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return value
-
-
 async def answer(request: Request, settings: Settings, own: OwnBeacon, peers_file: PeersFile, entry_type: str,
                  body: dict[str, Any]) -> dict[str, Any]:
     """The federated answer to ``body`` for ``entry_type``."""
@@ -491,7 +475,7 @@ async def answer(request: Request, settings: Settings, own: OwnBeacon, peers_fil
     body = {**body, "meta": body["meta"] if isinstance(body.get("meta"), dict) else {"apiVersion": API_VERSION}}
     peers, warnings = peers_of(settings, peers_file)
     deadline = settings.beacon_federation_deadline_s
-    here = str(request.base_url).rstrip("/") + "/beacon/v2"
+    here = beacon.base_url(request, settings)
     async with httpx.AsyncClient(timeout=httpx.Timeout(deadline + 1.0), follow_redirects=False,
                                  headers={"User-Agent": f"genomebus-federation ({settings.beacon_identifier})"}
                                  ) as http:
@@ -502,25 +486,28 @@ async def answer(request: Request, settings: Settings, own: OwnBeacon, peers_fil
         answers = await federate(lambda: ask_self(own, settings.node_id, here, entry_type, body),
                                  [(peer, peer_call(peer)) for peer in peers],
                                  node=settings.node_id, url=here, deadline_s=deadline)
-    return merge(answers, beacon_id=settings.beacon_identifier, body=body, deadline_s=deadline, warnings=warnings)
+    return merge(answers, beacon_id=settings.beacon_identifier, entry_type=entry_type, body=body,
+                 deadline_s=deadline, warnings=warnings)
 
 
 _QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The merged answer of every node (beaconResultsetsResponse), a status per node in "
-                         "`info.nodes`"},
+    200: {"description": "The merged answer of every node (a Beacon response: result sets, or collections for "
+                         "datasets, tagged with their node in `info.node`), a status per node in `info.nodes`"},
     **problem_responses(400, 401, 429, 503),
 }
+_QUERY_RESPONSES[429] = {**_QUERY_RESPONSES[429], "headers": {"Retry-After": {
+    "description": "Seconds until this node's query budget has room again", "schema": {"type": "string"}}}}
 
 
 def _routes(entry_type: str) -> None:
-    async def get(request: Request, settings: SettingsDep, own: OwnBeaconDep,
-                  peers_file: PeersFileDep) -> dict[str, Any]:
-        return await answer(request, settings, own, peers_file, entry_type, body_from_query(request.query_params))
+    async def get(request: Request, settings: SettingsDep, own: OwnBeaconDep, peers_file: PeersFileDep,
+                  body: beacon.GetBody) -> dict[str, Any]:
+        return await answer(request, settings, own, peers_file, entry_type, body)
 
     async def post(request: Request, settings: SettingsDep, own: OwnBeaconDep, peers_file: PeersFileDep,
-                   body: Annotated[dict[str, Any] | None, Body(description="A beaconRequestBody")] = None
-                   ) -> dict[str, Any]:
-        return await answer(request, settings, own, peers_file, entry_type, body or {})
+                   body: beacon.PostBody = None) -> dict[str, Any]:
+        posted = body.model_dump(by_alias=True, exclude_unset=True) if body is not None else {}
+        return await answer(request, settings, own, peers_file, entry_type, posted)
 
     doc = (f"`{entry_type}` from this node and every peer at once, merged; each node's status in `info.nodes`; "
            "answered by the federation deadline whatever the peers do")
@@ -539,7 +526,7 @@ for _entry_type in ENTRY_TYPES:
             responses={200: {"description": "beaconInfoResponse; the nodes asked in `response.info.nodes`"}})
 async def federation_info(request: Request, settings: SettingsDep, peers_file: PeersFileDep) -> dict[str, Any]:
     peers, warnings = peers_of(settings, peers_file)
-    here = str(request.base_url).rstrip("/") + "/beacon/v2"
+    here = beacon.base_url(request, settings)
     nodes = [{"node": settings.node_id, "url": here, "self": True}] + [
         {"node": p.name, "url": p.url, "forwardCredentials": forwards_credentials(p, settings)} for p in peers]
     info: dict[str, Any] = {"deadlineSeconds": settings.beacon_federation_deadline_s, "entryTypes": list(ENTRY_TYPES),

@@ -42,18 +42,20 @@ VARIANT_RECORD = {
 
 
 def result_set(dataset: str, granularity: str, *, count: int = 0, node: str | None = None,
-               precision: str | None = None, adjusted: int | None = None, records: list[dict] | None = None
+               precision: str = "exact", adjusted: list[int | str] | None = None, records: list[dict] | None = None
                ) -> dict[str, Any]:
-    info: dict[str, Any] = {"returnedGranularity": granularity}
+    """A result set as genomebus's Beacon writes one: no count at boolean granularity, 2.x's count members."""
+    info: dict[str, Any] = {"returnedGranularity": granularity, "accessRights": "controlled"}
     if node:
         info["node"] = node
-    rs: dict[str, Any] = {"id": dataset, "setType": "dataset", "exists": count > 0,
-                          "resultsCount": count if granularity != "boolean" else 0, "results": records or [],
-                          "info": info}
-    if precision:
-        rs["countPrecision"] = precision
-    if adjusted:
-        rs["countAdjustedTo"] = adjusted
+    rs: dict[str, Any] = {"id": dataset, "setType": "dataset", "exists": count > 0}
+    if granularity != "boolean":
+        rs |= {"resultsCount": count, "countPrecision": precision}
+        if adjusted:
+            rs["countAdjustedTo"] = adjusted
+    if records is not None:
+        rs["results"] = records
+    rs["info"] = info
     return rs
 
 
@@ -105,11 +107,12 @@ class FakeBeacon:
             return [result_set("GDI-FI-DATASET-001", "boolean", count=3, node=node),
                     result_set("GDI-FI-DATASET-002", "boolean", count=14, node=node)]
         if granularity == "count":
-            return [result_set("GDI-FI-DATASET-001", "count", count=5, adjusted=5, node=node),
-                    result_set("GDI-FI-DATASET-002", "count", count=20, precision="rounded", node=node)]
-        return [result_set("GDI-FI-DATASET-001", "record", count=3, precision="exact", records=[VARIANT_RECORD],
-                           node=node),
-                result_set("GDI-FI-DATASET-002", "count", count=20, precision="rounded", node=node)]
+            return [result_set("GDI-FI-DATASET-001", "count", count=5, precision="imprecise", adjusted=[5], node=node),
+                    result_set("GDI-FI-DATASET-002", "count", count=20, precision="rounded",
+                               adjusted=["rounded up to a multiple of 10"], node=node)]
+        return [result_set("GDI-FI-DATASET-001", "record", count=3, records=[VARIANT_RECORD], node=node),
+                result_set("GDI-FI-DATASET-002", "count", count=20, precision="rounded",
+                           adjusted=["rounded up to a multiple of 10"], records=[], node=node)]
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from genomebus.gateway import problems
 from genomebus.gateway.problems import Problem
 from genomebus.gateway.routers import beacon_federated as federated
 from genomebus.infra.settings import BeaconPeer, Settings
+from tests.beacon_spec import RESPONSES, errors, response_errors
 
-SPECS = Path(__file__).resolve().parents[2] / "specs" / "beacon-v2" / "framework" / "json"
 DEADLINE = 1.0
 GOOD_TOKEN = "Bearer alice-token"
 BOUND = 10 * DEADLINE
@@ -35,41 +35,34 @@ BOUND = 10 * DEADLINE
 
 
 def beacon_answer(node: str, *, count: int | None, exists: bool = True, granularity: str = "count",
-                  datasets: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """What a genomebus Beacon answers for ``g_variants``: a result set per dataset."""
+                  precision: str = "rounded", datasets: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What a genomebus Beacon answers for ``g_variants``: a result set per dataset, counts as it shows them."""
     datasets = datasets or (f"GDI-{node}-DATASET-001",)
     sets = []
     for dataset in datasets:
         rs: dict[str, Any] = {"id": dataset, "setType": "dataset", "exists": exists,
-                              "resultsCount": count if count is not None else 0, "results": [],
-                              "info": {"returnedGranularity": granularity}}
+                              "info": {"returnedGranularity": granularity, "accessRights": "controlled"}}
+        if granularity != "boolean":
+            rs |= {"resultsCount": count or 0, "countPrecision": precision}
+            if precision == "rounded":
+                rs["countAdjustedTo"] = ["rounded up to a multiple of 10"]
+        if granularity == "record":
+            rs["results"] = []
         sets.append(rs)
     summary: dict[str, Any] = {"exists": exists}
-    if count is not None:
-        summary["numTotalResults"] = count * len(datasets)
+    if granularity != "boolean":
+        summary |= {"numTotalResults": (count or 0) * len(datasets), "countPrecision": precision}
+        if precision == "rounded":
+            summary["countAdjustedTo"] = ["rounded up to a multiple of 10"]
     return {
         "meta": {"beaconId": f"org.example.genomebus.{node.lower()}", "apiVersion": "v2.0.0",
-                 "returnedSchemas": [{"entityType": "genomicVariation", "schema": "beacon-g_variant-v2.0.0"}],
+                 "returnedSchemas": [{"entityType": "genomicVariant", "schema": "ga4gh-beacon-variant-v2.0.0"}],
                  "returnedGranularity": granularity,
                  "receivedRequestSummary": {"apiVersion": "v2.0.0", "requestedSchemas": [], "pagination": {},
                                             "requestedGranularity": "count"}},
         "responseSummary": summary,
         "response": {"resultSets": sets},
     }
-
-
-def beacon_errors(schema: str, document: Any) -> list[str]:
-    """What in ``document`` does not match the Beacon v2 framework schema at ``schema`` (relative paths resolved)."""
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-
-    def retrieve(uri: str) -> Resource:
-        return Resource.from_contents(json.loads(Path(uri.removeprefix("file://")).read_text()))
-
-    path = SPECS / schema
-    root = {**json.loads(path.read_text()), "$id": path.as_uri()}
-    validator = Draft202012Validator(root, registry=Registry(retrieve=retrieve))
-    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
 
 
 # -- tiny peers ------------------------------------------------------------------------------------------
@@ -228,7 +221,7 @@ async def test_a_healthy_a_hanging_a_failing_and_a_down_peer_each_get_their_stat
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert beacon_errors("responses/beaconResultsetsResponse.json", body) == []
+    assert response_errors(body) == []
     status = {name: n["status"] for name, n in nodes(body).items()}
     assert status == {"FI": "ok", "SE": "ok", "NO": "timeout", "DK": "error", "EE": "error"}
     assert [n["node"] for n in body["info"]["nodes"]][0] == "FI" and nodes(body)["FI"]["self"] is True
@@ -242,7 +235,8 @@ async def test_a_healthy_a_hanging_a_failing_and_a_down_peer_each_get_their_stat
     # the answers of the two nodes that answered, each result set tagged with its node
     assert {(rs["id"], rs["info"]["node"]) for rs in body["response"]["resultSets"]} == {
         ("GDI-FI-DATASET-001", "FI"), ("GDI-SE-DATASET-001", "SE")}
-    assert body["responseSummary"] == {"exists": True, "numTotalResults": 30}
+    assert body["responseSummary"] == {"exists": True, "numTotalResults": 30, "countPrecision": "rounded",
+                                       "countAdjustedTo": ["rounded up to a multiple of 10"]}
     assert body["meta"]["returnedGranularity"] == "count"
     assert body["meta"]["beaconId"] == settings.beacon_identifier
 
@@ -255,7 +249,7 @@ async def test_with_every_peer_failing_this_nodes_answer_still_comes(tmp_path: P
         "FI": "ok", "NO": "timeout", "DK": "error", "LV": "error"}
     assert "not a Beacon response" in nodes(body)["LV"]["detail"]
     assert [rs["info"]["node"] for rs in body["response"]["resultSets"]] == ["FI"]
-    assert beacon_errors("responses/beaconResultsetsResponse.json", body) == []
+    assert response_errors(body) == []
 
 
 async def test_this_node_slow_or_failing_is_one_status_among_others(tmp_path: Path) -> None:
@@ -272,8 +266,8 @@ async def test_this_node_slow_or_failing_is_one_status_among_others(tmp_path: Pa
         "detail": "the index is down", "elapsedSeconds": 0}
     for body in (slow, failing):
         assert [rs["info"]["node"] for rs in body["response"]["resultSets"]] == ["SE"]
-        assert body["responseSummary"] == {"exists": True, "numTotalResults": 10}
-        assert beacon_errors("responses/beaconResultsetsResponse.json", body) == []
+        assert body["responseSummary"]["numTotalResults"] == 10
+        assert response_errors(body) == []
 
 
 @pytest.mark.parametrize("status", [400, 429])
@@ -368,7 +362,7 @@ async def test_the_peers_file_is_read_again_when_it_changes(tmp_path: Path) -> N
     assert list(nodes(with_both)) == ["FI", "SE", "NO"]
     assert [(n["node"], n.get("forwardCredentials")) for n in info["response"]["info"]["nodes"]] == [
         ("FI", None), ("SE", False), ("NO", True)]
-    assert beacon_errors("responses/beaconInfoResponse.json", info) == []
+    assert errors(RESPONSES["info"], info) == []
     assert list(nodes(broken)) == ["FI"] and "is not JSON" in broken["info"]["warnings"][0]
     assert list(nodes(removed)) == ["FI"] and "warnings" not in removed["info"]
     assert len(se.received) == 2 and len(no.received) == 1
@@ -405,23 +399,41 @@ async def test_a_get_is_sent_as_the_equivalent_post(tmp_path: Path) -> None:
             response = await client.get("/beacon/v2/federated/individuals", params=[
                 ("filters", "NCIT:C16576,HP:0001250"), ("skip", "0"), ("limit", "5"),
                 ("requestedGranularity", "record"), ("testMode", "true")])
+            bad = await client.get("/beacon/v2/federated/g_variants", params={"start": "x"})
     assert response.status_code == 200
     expected = {"meta": {"apiVersion": "v2.0.0"},
-                "query": {"filters": [{"id": "NCIT:C16576"}, {"id": "HP:0001250"}],
+                "query": {"requestParameters": {}, "filters": ["NCIT:C16576", "HP:0001250"],
                           "pagination": {"skip": 0, "limit": 5}, "requestedGranularity": "record", "testMode": True}}
     assert se.received[0]["path"] == "/beacon/v2/individuals" and se.received[0]["body"] == expected
     assert own.asked == [("individuals", expected)]
+    assert bad.status_code == 400 and len(se.received) == 1  # refused as /beacon/v2 refuses it, asked nowhere
 
 
-def test_body_from_query_keeps_the_variant_parameters() -> None:
-    body = federated.body_from_query(httpx.QueryParams(
-        "referenceName=21&start=10000061,10000100&end=10000200&alternateBases=G&variantMinLength=x"
-        "&includeResultsetResponses=ALL&requestedSchema=beacon-g_variant-v2.0.0"))
-    assert body == {"meta": {"apiVersion": "v2.0.0", "requestedSchemas": [{"schema": "beacon-g_variant-v2.0.0"}]},
-                    "query": {"requestParameters": {"referenceName": "21", "alternateBases": "G",
-                                                    "variantMinLength": "x", "start": [10000061, 10000100],
-                                                    "end": [10000200]},
-                              "includeResultsetResponses": "ALL"}}
+async def test_datasets_are_merged_as_collections(tmp_path: Path) -> None:
+    def collection(node: str, granularity: str) -> dict[str, Any]:
+        found = {"meta": {**beacon_answer(node, count=1)["meta"], "returnedGranularity": granularity},
+                 "responseSummary": {"exists": True, "numTotalResults": 1}}
+        if granularity == "record":
+            found["response"] = {"collections": [{"id": f"GDI-{node}-DATASET-001", "name": f"{node}'s"}]}
+        return found
+
+    peer = TinyPeer("SE", "ok", answer=collection("SE", "record"))
+    await peer.start()
+    try:
+        async with gateway(settings_for(tmp_path, peer.peer()), OwnBeacon(answer=collection("FI", "record"))
+                           ) as client:
+            listed = (await post(client, {"query": {"requestedGranularity": "record"}}, entry_type="datasets")).json()
+        async with gateway(settings_for(tmp_path, peer.peer()), OwnBeacon(answer=collection("FI", "count"))
+                           ) as client:
+            counted = (await post(client, {}, entry_type="datasets")).json()
+    finally:
+        await peer.stop()
+    assert [(c["id"], c["info"]["node"]) for c in listed["response"]["collections"]] == [
+        ("GDI-FI-DATASET-001", "FI"), ("GDI-SE-DATASET-001", "SE")]
+    assert response_errors(listed) == []
+    assert counted["meta"]["returnedGranularity"] == "count"
+    assert [(c["id"], c["info"]["node"]) for c in counted["response"]["collections"]] == [("GDI-SE-DATASET-001", "SE")]
+    assert counted["responseSummary"]["numTotalResults"] == 2
 
 
 def answer_of(node: str, response: dict[str, Any] | None, status: str = "ok", own: bool = False
@@ -431,33 +443,38 @@ def answer_of(node: str, response: dict[str, Any] | None, status: str = "ok", ow
 
 
 def test_the_merged_granularity_is_the_least_detailed_and_counts_add_up_only_when_every_node_counted() -> None:
-    record = beacon_answer("FI", count=3, granularity="record")
+    record = beacon_answer("FI", count=3, granularity="record", precision="exact")
     count = beacon_answer("SE", count=10)
     boolean = beacon_answer("NO", count=None, granularity="boolean")
-    merged = federated.merge([answer_of("FI", record, own=True), answer_of("SE", count)], beacon_id="fi",
-                             body=QUERY, deadline_s=DEADLINE)
+
+    def merged_of(*answers: federated.NodeAnswer) -> dict[str, Any]:
+        return federated.merge(answers, beacon_id="fi", entry_type="g_variants", body=QUERY, deadline_s=DEADLINE)
+
+    merged = merged_of(answer_of("FI", record, own=True), answer_of("SE", count))
     assert merged["meta"]["returnedGranularity"] == "count"
-    assert merged["responseSummary"] == {"exists": True, "numTotalResults": 13}
+    assert merged["responseSummary"] == {"exists": True, "numTotalResults": 13, "countPrecision": "rounded",
+                                         "countAdjustedTo": ["rounded up to a multiple of 10"]}
     assert merged["meta"]["receivedRequestSummary"] == record["meta"]["receivedRequestSummary"]
-    with_boolean = federated.merge(
-        [answer_of("FI", record, own=True), answer_of("SE", count), answer_of("NO", boolean)],
-        beacon_id="fi", body=QUERY, deadline_s=DEADLINE)
+    assert response_errors(merged) == []
+    with_boolean = merged_of(answer_of("FI", record, own=True), answer_of("SE", count), answer_of("NO", boolean))
     assert with_boolean["meta"]["returnedGranularity"] == "boolean"
     assert with_boolean["responseSummary"] == {"exists": True}
     # a node's own result sets are kept as it gave them (its counts too): only the node is added
-    assert [rs["resultsCount"] for rs in with_boolean["response"]["resultSets"]] == [3, 10, 0]
-    none_found = federated.merge([answer_of("SE", beacon_answer("SE", count=0, exists=False))], beacon_id="fi",
-                                 body=QUERY, deadline_s=DEADLINE)
-    assert none_found["responseSummary"] == {"exists": False, "numTotalResults": 0}
+    assert [(rs["info"]["node"], rs.get("resultsCount")) for rs in with_boolean["response"]["resultSets"]] == [
+        ("FI", 3), ("SE", 10), ("NO", None)]
+    assert response_errors(with_boolean) == []
+    none_found = merged_of(answer_of("SE", beacon_answer("SE", count=0, exists=False, precision="exact")))
+    assert none_found["responseSummary"] == {"exists": False, "numTotalResults": 0, "countPrecision": "exact"}
 
 
 def test_with_no_node_answering_the_answer_is_a_valid_empty_beacon_response() -> None:
     merged = federated.merge([answer_of("FI", None, "timeout", own=True), answer_of("SE", None, "error")],
-                             beacon_id="org.example.genomebus.fi", body=QUERY, deadline_s=DEADLINE)
+                             beacon_id="org.example.genomebus.fi", entry_type="g_variants", body=QUERY,
+                             deadline_s=DEADLINE)
     assert merged["responseSummary"] == {"exists": False}
     assert merged["meta"]["returnedGranularity"] == "boolean"
     assert merged["meta"]["receivedRequestSummary"]["requestedGranularity"] == "count"
-    assert beacon_errors("responses/beaconResultsetsResponse.json", merged) == []
+    assert response_errors(merged) == []
 
 
 def test_only_answers_shaped_as_beacon_answers_are_taken() -> None:
