@@ -6,7 +6,9 @@
 - out: on ``genomebus.reception`` exactly one event per command, its id derived from the command:
   the fact (``dataset.registered``, ``dataset.updated``, ``dataset.released``, ``dataset.withdrawn``,
   ``file.uploaded``) or ``reception.command_rejected`` with machine-readable reasons and the
-  dataset's state at the time
+  dataset's state at the time; ``dataset.registered`` and ``dataset.updated`` carry ``warnings``
+  naming the catalogue metadata the description lacks (``schemas/healthdcat.missing_metadata``:
+  a dataset is never refused for them)
 - decides: ``decide(state, command)``, a pure function over the dataset's state (``DatasetState``)
   and, for a file submitted with an alias, the other files of the node that hold that alias
 - state: read from the ``datasets`` and ``files`` read models once they have applied everything on
@@ -52,6 +54,7 @@ from genomebus.infra.settings import Settings
 from genomebus.infra.worker import Resources, Transient, Worker, WorkerSettings
 from genomebus.schemas.base import EventModel
 from genomebus.schemas.envelope import Envelope, decode, encode, new_envelope
+from genomebus.schemas.healthdcat import missing_metadata
 from genomebus.schemas.reception import (
     CommandRejected,
     DatasetRegistered,
@@ -126,11 +129,13 @@ def decide(state: DatasetState, command: EventModel, command_id: UUID) -> EventM
                 return _reject(state, command, command_id, "already_registered",
                                f"{state.dataset_id} is already registered ({state.state}); "
                                "to change its description use `genomebus dataset update`")
-            return DatasetRegistered(dataset_id=command.dataset_id, **command.description_fields())
+            return DatasetRegistered(dataset_id=command.dataset_id, **command.description_fields(),
+                                     warnings=missing_metadata(command))
         case DatasetUpdateRequested():
             if refused := _refuse_unless(state, command, command_id, "registered", "released"):
                 return refused
-            return DatasetUpdated(dataset_id=command.dataset_id, **command.description_fields())
+            return DatasetUpdated(dataset_id=command.dataset_id, **command.description_fields(),
+                                  warnings=missing_metadata(command))
         case DatasetReleaseRequested():
             if state.state == "released":
                 return _reject(state, command, command_id, "already_released", f"{state.dataset_id} is already released")

@@ -909,6 +909,17 @@ def _send_description(command: Any, verb: str, data_dir: Path, actor: str | None
     outcome = _decided(settings, lambda: register_dataset(settings, dataset, actor=_who(actor)),
                        f"{verb} {dataset.dataset_id}")
     say(f"{outcome.outcome_type} {dataset.dataset_id}")
+    _metadata_warnings(outcome.warnings, dataset.dataset_id)
+
+
+def _metadata_warnings(warnings: tuple[Any, ...], dataset_id: str) -> None:
+    """Each warning of the decider on its own ``warning:`` line (stderr), then what to do about them."""
+    for warning in warnings:
+        typer.echo(f"warning: {warning.message}", err=True)
+    if any(w.code == "metadata_incomplete" for w in warnings):
+        typer.echo(f"warning: {dataset_id} is accepted, but its catalogue entry fails the GDI shapes until these are "
+                   "added: write them in the --metadata file (see producers/examples) and run `genomebus dataset "
+                   "update`", err=True)
 
 
 @dataset_app.command("release")

@@ -25,7 +25,7 @@ from genomebus.infra.kafka import Published, Publisher
 from genomebus.infra.settings import Settings
 from genomebus.schemas.base import EventModel
 from genomebus.schemas.envelope import new_envelope
-from genomebus.schemas.reception import Reason
+from genomebus.schemas.reception import MetadataWarning, Reason
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class CommandOutcome:
     outcome_type: str | None
     reasons: tuple[Reason, ...] = ()
     state: str | None = None
+    warnings: tuple[Reason, ...] = ()
+    """What an accepted fact says the command lacks (``MetadataWarning``: catalogue metadata)."""
     published: Published | None = field(default=None, compare=False)
 
     @property
@@ -92,7 +94,8 @@ async def wait_for_outcome(settings: Settings, command_id: UUID, *, timeout: flo
                 return CommandOutcome(
                     command_id=command_id, command_type=body.get("type") or "", status=body["status"],
                     outcome_type=body.get("outcome_type"), state=body.get("state"),
-                    reasons=tuple(Reason.model_validate(r) for r in body.get("reasons") or ()))
+                    reasons=tuple(Reason.model_validate(r) for r in body.get("reasons") or ()),
+                    warnings=tuple(_warning(w) for w in body.get("warnings") or ()))
             if time.monotonic() > deadline:
                 raise NoOutcomeYet(command_id, limit)
             await asyncio.sleep(delay)
@@ -118,6 +121,13 @@ async def gateway_get(client: httpx.AsyncClient, path: str, *, attempts: int = 4
             raise GatewayUnavailable(f"the gateway at {client.base_url} does not answer "
                                      f"({type(exc).__name__})") from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _warning(body: dict[str, Any]) -> Reason:
+    """A metadata warning with its property and field, any other warning as a plain reason."""
+    if body.get("code") in ("metadata_incomplete", "metadata_recommended"):
+        return MetadataWarning.model_validate(body)
+    return Reason.model_validate({"code": body["code"], "message": body["message"]})
 
 
 async def _command_status(client: httpx.AsyncClient, command_id: UUID) -> dict[str, Any] | None:

@@ -4,7 +4,11 @@ Every function publishes one command on ``genomebus.reception.commands`` and
 returns the reception decider's answer (``CommandOutcome``): the steward's
 machine never reads the node's database and never decides. A release is
 accepted only when every file is archived; a rejection names each file that
-is missing and why (see ``genomebus.consumers.reception_decider.decide``).
+is missing and why (see ``genomebus.consumers.reception_decider.decide``). A
+registration or update is never refused for incomplete catalogue metadata: the
+outcome's ``warnings`` name each GDI / HealthDCAT-AP property the description
+lacks (``MetadataWarning``: ``property``, ``field``, ``message``), and
+``metadata_warnings`` gives the same list before anything is sent.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
 from genomebus.producers.commands import CommandOutcome, send_command
 from genomebus.schemas import duo
+from genomebus.schemas.healthdcat import missing_metadata
 from genomebus.schemas.reception import (
+    DatasetDescription,
     DatasetRegisterRequested,
     DatasetReleaseRequested,
     DatasetUpdateRequested,
     DatasetWithdrawRequested,
+    MetadataWarning,
 )
 
 DescribeCommand = DatasetRegisterRequested | DatasetUpdateRequested
@@ -77,9 +84,17 @@ def build_command(command: type[Any], **fields: object) -> Any:
     return built
 
 
+def metadata_warnings(dataset: DatasetDescription) -> tuple[MetadataWarning, ...]:
+    """The catalogue metadata ``dataset`` lacks, as the reception decider will say it (nothing is sent)."""
+    return missing_metadata(dataset)
+
+
 async def register_dataset(settings: Settings, dataset: DescribeCommand, *, actor: str,
                            publisher: Publisher | None = None, timeout: float | None = None) -> CommandOutcome:
-    """Ask for the dataset to be registered (or, given an update command, for its description to change)."""
+    """Ask for the dataset to be registered (or, given an update command, for its description to change).
+
+    Accepted, the outcome's ``warnings`` are the fact's: the catalogue metadata the description lacks.
+    """
     return await send_command(settings, dataset, actor=actor, publisher=publisher, timeout=timeout)
 
 

@@ -45,8 +45,48 @@ class Biosample(_Value):
     collected: str | None = Field(None, description="ISO 8601 date (or year) of collection")
 
 
+Email = Annotated[str, Field(pattern=r"^[^@\s:/]+@[^@\s/]+\.[^@\s/]+$", max_length=254,
+                             examples=["helpdesk@thl.fi"])]
+DataTheme = Literal["AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI", "SOCI", "TECH",
+                    "TRAN"]
+"""The EU data-theme vocabulary's codes (http://publications.europa.eu/resource/authority/data-theme/<code>)."""
+HealthCategory = Literal["human_genetic", "human_epigenomic", "human_genomic"]
+"""The GDI health categories (gdi:HealthCategoryHumanGenetic, ...HumanEpigenomic, ...HumanGenomic)."""
+Standard = Literal["externally_governed", "1mg_compliant", "1mg_cohort"]
+"""The standards GDI datasets may conform to (gdi:ExternallyGoverned, gdi:1MGCompliant, gdi:1MGCohort)."""
+DpvTerm = Annotated[str, Field(pattern=r"^dpv:[A-Z][A-Za-z]*$", examples=["dpv:Consent"])]
+"""A legal basis of the Data Privacy Vocabulary (https://w3id.org/dpv#<term>)."""
+
+
+class ContactPoint(_Value):
+    """Who answers questions about a dataset (a vcard:Kind): a name, an email address, a contact page if any."""
+
+    name: Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+    email: Email
+    url: HttpUrl | None = None
+
+
+class Agent(_Value):
+    """A person or organisation (a foaf:Agent): a name, its persistent IRI (ROR, ORCID) and contact if known."""
+
+    name: Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+    iri: HttpUrl | None = Field(None, description="A persistent identifier of the agent, e.g. https://ror.org/03tf0c761")
+    contact_point: ContactPoint | None = None
+
+
+class OtherIdentifier(_Value):
+    """A secondary identifier of the dataset (an adms:Identifier), e.g. a DOI, and who issued it."""
+
+    notation: Annotated[str, Field(min_length=1, max_length=500)]
+    schema_agency: str | None = None
+
+
 class DatasetDescription(_Value):
-    """What a steward says about a dataset: registered with it, replaced whole by an update."""
+    """What a steward says about a dataset: registered with it, replaced whole by an update.
+
+    Fields from ``creators`` on are its GDI / HealthDCAT-AP catalogue metadata, all optional; which
+    of them the GDI shapes require is ``genomebus.schemas.healthdcat.missing_metadata``'s to say.
+    """
 
     title: Annotated[str, Field(min_length=1, max_length=500)]
     description: str = ""
@@ -55,15 +95,57 @@ class DatasetDescription(_Value):
         DataUseParameters(), description="What some DUO modifiers need: DS's diseases, GS's countries, TS's date, ...")
     dac_id: DacId | None = Field(None, description="The Data Access Committee that decides access to it")
     keywords: tuple[str, ...] = ()
-    publisher: str | None = None
+    publisher: str | None = Field(None, description="The organisation that makes the dataset available (dct:publisher)")
     landing_page: HttpUrl | None = None
     access_rights: Literal["controlled", "restricted", "public"] = "controlled"
     individuals: tuple[Individual, ...] = ()
     biosamples: tuple[Biosample, ...] = ()
+    creators: tuple[Agent, ...] = Field((), description="Who produced the data (dct:creator)")
+    contact_point: ContactPoint | None = Field(
+        None, description="Who answers questions about the dataset (dcat:contactPoint, also the publisher's)")
+    hdab: Agent | None = Field(None, description="The Health Data Access Body deciding access (healthdcatap:hdab); "
+                                                 "until one exists, the organisation that controls the data")
+    applicable_legislation: tuple[HttpUrl, ...] = Field(
+        (), description="ELI IRIs of the legislation that applies (dcatap:applicableLegislation); health data "
+                        "names the EHDS, http://data.europa.eu/eli/reg/2025/327/oj",
+        examples=[("http://data.europa.eu/eli/reg/2025/327/oj",)])
+    themes: tuple[DataTheme, ...] = Field((), description="EU data themes (dcat:theme); health data is HEAL")
+    health_categories: tuple[HealthCategory, ...] = Field(
+        (), description="GDI health categories (healthdcatap:healthCategory)")
+    legal_basis: tuple[DpvTerm, ...] = Field((), description="Legal bases of processing (dpv:hasLegalBasis)")
+    conforms_to: tuple[Standard, ...] = Field((), description="GDI standards it conforms to (dct:conformsTo)")
+    synthetic: bool = Field(False, description="Synthetic data (dct:type SYNTHETIC_DATA)")
+    is_referenced_by: tuple[HttpUrl, ...] = Field(
+        (), description="Publications or other resources citing it, e.g. DOI IRIs (dct:isReferencedBy)")
+    other_identifiers: tuple[OtherIdentifier, ...] = Field((), description="Secondary identifiers (adms:identifier)")
 
     def description_fields(self) -> dict[str, Any]:
         """The description alone, to carry from a command into its fact."""
         return {name: getattr(self, name) for name in DatasetDescription.model_fields}
+
+
+CATALOGUE_FIELDS = ("creators", "contact_point", "hdab", "applicable_legislation", "themes", "health_categories",
+                    "legal_basis", "conforms_to", "synthetic", "is_referenced_by", "other_identifiers")
+"""The description's fields that only the catalogue reads (the read model keeps them together)."""
+
+
+class Reason(_Value):
+    """Why something was refused: a machine-readable code and a sentence for people."""
+
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", examples=["checksum_mismatch"])]
+    message: str
+
+
+class MetadataWarning(Reason):
+    """Catalogue metadata a description lacks: the GDI / HealthDCAT-AP ``property`` and the description's ``field``.
+
+    ``metadata_incomplete``: the GDI shapes require it, the catalogue entry fails them without it;
+    ``metadata_recommended``: the profile asks for it, the shapes do not enforce it yet.
+    """
+
+    code: Literal["metadata_incomplete", "metadata_recommended"]
+    property: Annotated[str, Field(examples=["dcat:contactPoint"])]
+    field: Annotated[str, Field(examples=["contact_point"])]
 
 
 class DatasetRegistered(DatasetDescription, EventModel):
@@ -73,6 +155,9 @@ class DatasetRegistered(DatasetDescription, EventModel):
     type: Literal["dataset.registered"] = "dataset.registered"
     subject_field = "dataset_id"
     dataset_id: DatasetId
+    warnings: tuple[MetadataWarning, ...] = Field(
+        (), description="Catalogue metadata the description lacks (the dataset is registered all the same); "
+                        "absent on events from before the catalogue")
 
 
 class DatasetUpdated(DatasetDescription, EventModel):
@@ -82,6 +167,8 @@ class DatasetUpdated(DatasetDescription, EventModel):
     type: Literal["dataset.updated"] = "dataset.updated"
     subject_field = "dataset_id"
     dataset_id: DatasetId
+    warnings: tuple[MetadataWarning, ...] = Field(
+        (), description="Catalogue metadata the new description lacks (it is accepted all the same)")
 
 
 class FileUploaded(EventModel):
@@ -102,13 +189,6 @@ class FileUploaded(EventModel):
     accession: Accession | None = Field(
         None, description="Assigned in order by the reception decider (GDI-<node>-FILE-<8 digits>), kept for "
                           "ever; absent on events from before it did")
-
-
-class Reason(_Value):
-    """Why something was refused: a machine-readable code and a sentence for people."""
-
-    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", examples=["checksum_mismatch"])]
-    message: str
 
 
 QcReason = Reason

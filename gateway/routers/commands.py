@@ -1,7 +1,8 @@
 """Commands and their outcomes, so that clients learn what the decider made of what they asked.
 
 A command is ``pending`` until its context's decider has answered, then ``accepted`` (with the
-fact it published) or ``rejected`` (with machine-readable reasons and the aggregate's state).
+fact it published, and its warnings if any) or ``rejected`` (with machine-readable reasons and
+the aggregate's state).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class Reason(BaseModel):
     message: str
 
 
+class CommandWarning(Reason):
+    """Something an accepted command lacks, e.g. catalogue metadata (``property`` and ``field`` name it)."""
+
+    property: str | None = None
+    field: str | None = None
+
+
 class Command(BaseModel):
     id: UUID
     type: str | None
@@ -34,6 +42,7 @@ class Command(BaseModel):
     outcome_event_id: UUID | None
     outcome_type: str | None
     reasons: list[Reason]
+    warnings: list[CommandWarning] = []
     state: str | None
     decided_at: datetime | None
 
@@ -48,5 +57,6 @@ async def get_command(pool: PoolDep, command_id: Annotated[UUID, Path(descriptio
         raise Problem(404, "command-not-found", f"no command {command_id} on this node (yet)")
     return Command(id=row["command_id"], type=row["type"], dataset_id=row["dataset_id"],
                    requested_at=row["requested_at"], status=row["status"], outcome_event_id=row["outcome_event_id"],
-                   outcome_type=row["outcome_type"], reasons=row["reasons"] or [], state=row["state"],
+                   outcome_type=row["outcome_type"], reasons=row["reasons"] or [],
+                   warnings=row["warnings"] or [], state=row["state"],
                    decided_at=row["decided_at"])

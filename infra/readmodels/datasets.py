@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -17,8 +19,10 @@ from genomebus.infra.projection import Projection, Record
 from genomebus.infra.readmodels.history import HISTORY_COLUMNS, HistoryEntry, history, record_history
 from genomebus.schemas.envelope import Envelope
 from genomebus.schemas.reception import (
+    CATALOGUE_FIELDS,
     RECEPTION_COMMANDS,
     CommandRejected,
+    DatasetDescription,
     DatasetRegistered,
     DatasetReleased,
     DatasetUpdated,
@@ -41,14 +45,14 @@ class DatasetsProjection(Projection):
     """
 
     name = "datasets"
-    version = 4  # v4: the DAC that decides access and the DUO terms' parameters (for the access decider)
+    version = 5  # v5: the catalogue metadata (``metadata``) and the warnings of accepted commands
     contexts = ("reception", "reception.commands")
     tables = {
         "datasets": (
             "dataset_id text PRIMARY KEY, title text NOT NULL, description text NOT NULL, "
             "data_use text[] NOT NULL, keywords text[] NOT NULL, publisher text, landing_page text, "
             "access_rights text NOT NULL, individuals jsonb NOT NULL, biosamples jsonb NOT NULL, "
-            "dac_id text, data_use_parameters jsonb NOT NULL, state text NOT NULL, "
+            "dac_id text, data_use_parameters jsonb NOT NULL, metadata jsonb NOT NULL, state text NOT NULL, "
             "registered_at timestamptz NOT NULL, registered_by text NOT NULL, "
             "released_at timestamptz, released_files text[], withdrawn_at timestamptz, withdrawn_reason text, "
             "updated_at timestamptz NOT NULL"
@@ -56,8 +60,8 @@ class DatasetsProjection(Projection):
         "dataset_events": HISTORY_COLUMNS.format(subject="dataset_id text"),
         "commands": (
             "command_id uuid PRIMARY KEY, type text, dataset_id text, actor text, requested_at timestamptz, "
-            "status text NOT NULL, outcome_event_id uuid, outcome_type text, reasons jsonb, state text, "
-            "decided_at timestamptz"
+            "status text NOT NULL, outcome_event_id uuid, outcome_type text, reasons jsonb, warnings jsonb, "
+            "state text, decided_at timestamptz"
         ),
     }
     indexes = ("CREATE INDEX IF NOT EXISTS dataset_events_by_dataset ON {schema}.dataset_events (dataset_id, time)",
@@ -82,7 +86,7 @@ class DatasetsProjection(Projection):
                         d.publisher, str(d.landing_page) if d.landing_page else None, d.access_rights,
                         json.dumps([i.model_dump(mode="json") for i in d.individuals]),
                         json.dumps([b.model_dump(mode="json") for b in d.biosamples]),
-                        d.dac_id, json.dumps(d.data_use_parameters.model_dump(mode="json")),
+                        d.dac_id, json.dumps(d.data_use_parameters.model_dump(mode="json")), _metadata(d),
                         event.time, event.actor,
                     ))
                 case _:
@@ -90,16 +94,17 @@ class DatasetsProjection(Projection):
         if registered:
             await conn.execute(
                 f'INSERT INTO "{schema}".datasets (dataset_id, title, description, data_use, keywords, publisher, '
-                "landing_page, access_rights, individuals, biosamples, dac_id, data_use_parameters, state, "
+                "landing_page, access_rights, individuals, biosamples, dac_id, data_use_parameters, metadata, state, "
                 "registered_at, registered_by, updated_at) SELECT u.dataset_id, u.title, u.description, "
                 "ARRAY(SELECT jsonb_array_elements_text(u.data_use::jsonb)), "
                 "ARRAY(SELECT jsonb_array_elements_text(u.keywords::jsonb)), u.publisher, u.landing_page, "
                 "u.access_rights, u.individuals::jsonb, u.biosamples::jsonb, u.dac_id, u.data_use_parameters::jsonb, "
-                "'registered', u.registered_at, u.registered_by, u.registered_at "
+                "u.metadata::jsonb, 'registered', u.registered_at, u.registered_by, u.registered_at "
                 "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
-                "$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[]) "
-                "AS u(dataset_id, title, description, data_use, keywords, publisher, landing_page, access_rights, "
-                "individuals, biosamples, dac_id, data_use_parameters, registered_at, registered_by) "
+                "$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], "
+                "$15::text[]) AS u(dataset_id, title, description, data_use, keywords, publisher, landing_page, "
+                "access_rights, individuals, biosamples, dac_id, data_use_parameters, metadata, registered_at, "
+                "registered_by) "
                 "ON CONFLICT (dataset_id) DO NOTHING",
                 *zip(*registered.values(), strict=True),
             )
@@ -114,13 +119,13 @@ class DatasetsProjection(Projection):
                     await conn.execute(
                         f'UPDATE "{schema}".datasets SET title = $2, description = $3, data_use = $4, keywords = $5, '
                         "publisher = $6, landing_page = $7, access_rights = $8, individuals = $9::jsonb, "
-                        "biosamples = $10::jsonb, updated_at = $11, dac_id = $12, data_use_parameters = $13::jsonb "
-                        "WHERE dataset_id = $1",
+                        "biosamples = $10::jsonb, updated_at = $11, dac_id = $12, data_use_parameters = $13::jsonb, "
+                        "metadata = $14::jsonb WHERE dataset_id = $1",
                         d.dataset_id, d.title, d.description, list(d.data_use), list(d.keywords), d.publisher,
                         str(d.landing_page) if d.landing_page else None, d.access_rights,
                         json.dumps([i.model_dump(mode="json") for i in d.individuals]),
                         json.dumps([b.model_dump(mode="json") for b in d.biosamples]), event.time,
-                        d.dac_id, json.dumps(d.data_use_parameters.model_dump(mode="json")))
+                        d.dac_id, json.dumps(d.data_use_parameters.model_dump(mode="json")), _metadata(d))
                 case DatasetWithdrawn() as d:
                     await conn.execute(
                         f'UPDATE "{schema}".datasets SET state = \'withdrawn\', withdrawn_at = $2, '
@@ -128,6 +133,11 @@ class DatasetsProjection(Projection):
                         d.dataset_id, event.time, d.reason)
 
 
+
+
+def _metadata(description: DatasetDescription) -> str:
+    """The catalogue fields of a description, as the ``metadata`` column keeps them."""
+    return json.dumps(description.model_dump(mode="json", include=set(CATALOGUE_FIELDS)))
 
 
 async def _fold_commands(conn: asyncpg.Connection, schema: str, events: Sequence[Envelope[Any]]) -> None:
@@ -141,14 +151,15 @@ async def _fold_commands(conn: asyncpg.Connection, schema: str, events: Sequence
                 event.id, event.type, event.subject, event.actor, event.time)
         elif event.type in OUTCOME_TYPES and event.causation_id is not None:
             rejected = isinstance(event.data, CommandRejected)
+            warnings = getattr(event.data, "warnings", ()) if not rejected else ()
             await conn.execute(
                 f'INSERT INTO "{schema}".commands (command_id, status, outcome_event_id, outcome_type, reasons, '
-                "state, decided_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (command_id) DO UPDATE "
-                "SET status = $2, outcome_event_id = $3, outcome_type = $4, reasons = $5::jsonb, state = $6, "
-                "decided_at = $7",
+                "warnings, state, decided_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8) "
+                "ON CONFLICT (command_id) DO UPDATE SET status = $2, outcome_event_id = $3, outcome_type = $4, "
+                "reasons = $5::jsonb, warnings = $6::jsonb, state = $7, decided_at = $8",
                 event.causation_id, "rejected" if rejected else "accepted", event.id, event.type,
                 json.dumps([r.model_dump() for r in event.data.reasons]) if rejected else None,
-                event.data.state if rejected else None, event.time)
+                json.dumps([w.model_dump() for w in warnings]), event.data.state if rejected else None, event.time)
 
 
 SCHEMA = DatasetsProjection.live_schema()
@@ -209,8 +220,44 @@ async def get_command(conn: asyncpg.Connection, command_id: Any) -> dict[str, An
     if row is None:
         return None
     out = dict(row)
-    out["reasons"] = json.loads(out["reasons"]) if isinstance(out["reasons"], str) else out["reasons"]
+    for column in ("reasons", "warnings"):
+        out[column] = json.loads(out[column]) if isinstance(out[column], str) else out[column]
     return out
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A released dataset as the catalogue describes it: its description (without individuals and
+    biosamples: the catalogue counts people, never lists them) and when it was registered, released, changed."""
+
+    dataset_id: str
+    description: DatasetDescription
+    registered_at: datetime
+    released_at: datetime
+    updated_at: datetime
+
+
+async def released_descriptions(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str | None = None
+                                ) -> list[CatalogueEntry]:
+    """Every released dataset (or only ``dataset_id``, if released), by id: withdrawn ones are not there."""
+    rows = await conn.fetch(
+        "SELECT dataset_id, title, description, data_use, keywords, publisher, landing_page, access_rights, dac_id, "
+        f'data_use_parameters, metadata, registered_at, released_at, updated_at FROM "{SCHEMA}".datasets '
+        "WHERE state = 'released' AND ($1::text IS NULL OR dataset_id = $1) ORDER BY dataset_id", dataset_id)
+    return [CatalogueEntry(r["dataset_id"], _description(r), r["registered_at"], r["released_at"], r["updated_at"])
+            for r in rows]
+
+
+def _description(row: asyncpg.Record) -> DatasetDescription:
+    fields = {k: _json(row[k]) if k in ("data_use_parameters", "metadata") else row[k]
+              for k in ("title", "description", "data_use", "keywords", "publisher", "landing_page", "access_rights",
+                        "dac_id", "data_use_parameters", "metadata")}
+    metadata = fields.pop("metadata")
+    return DatasetDescription.model_validate({**fields, **metadata})
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 async def dataset_records(conn: asyncpg.Connection | asyncpg.Pool, dataset_id: str) -> dict[str, Any] | None:
