@@ -40,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,6 +54,8 @@ import asyncpg
 from genomebus.infra.discovery import ontology
 from genomebus.infra.discovery.vcf import ROW_COLUMNS, Row, VariantFileError, VariantFileReader
 from genomebus.schemas.reception import DatasetDescription
+
+log = logging.getLogger("genomebus.discovery")
 
 SCHEMA = "discovery"
 VARIANT_FORMATS = ("VCF", "BCF")
@@ -130,8 +134,13 @@ async def index_dataset(pool: asyncpg.Pool, *, dataset_id: str, release_event_id
             "variants = 0, samples = 0, individuals = 0, biosamples = 0, max_variant_length = 0, assembly = NULL, "
             "indexed_at = NULL, unindexed_at = NULL, unindexed_reason = NULL RETURNING dataset_key",
             dataset_id, release_event_id, description.access_rights, _description_json(description))
+        started = time.perf_counter()
         loaded = await _load_variants(conn, key, variant_files)
+        attach_started = time.perf_counter()
         await _attach(conn, key, dataset_id, description, loaded, variant_files, other_files)
+        loaded.seconds["attach"] = time.perf_counter() - attach_started
+        log.info("discovery: %s loaded, %d variants in %.1f s (%s)", dataset_id, loaded.variants,
+                 time.perf_counter() - started, ", ".join(f"{k} {v:.1f} s" for k, v in loaded.seconds.items()))
         summary = await _summary(conn, dataset_id)
         assert summary is not None
         return summary
@@ -155,6 +164,7 @@ class _Loaded:
     max_length: int = 0
     assembly: str | None = None
     samples: list[tuple[str, str]] = field(default_factory=list)  # (file accession, column name) by sample_idx
+    seconds: dict[str, float] = field(default_factory=dict)  # how long each step took, for the log
 
 
 async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[VariantSource]) -> _Loaded:
@@ -169,6 +179,7 @@ async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[Var
         loaded.samples += [(source.accession, name) for name in reader.header.samples]
         loaded.assembly = loaded.assembly or reader.header.assembly
     columns = ", ".join(f'"{c}"' for c in ROW_COLUMNS)
+    started = time.perf_counter()
     async with conn.transaction():
         await conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}; "
                            f"CREATE TABLE {SCHEMA}.{table} (LIKE {SCHEMA}.variants); "
@@ -190,8 +201,13 @@ async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[Var
                 f"FROM {SCHEMA}.{staging} GROUP BY contig, start, \"end\", ref, alt "
                 "ORDER BY contig, start, ref, alt", timeout=None)).split()[-1])
             await conn.execute(f"DROP TABLE {SCHEMA}.{staging}")
+    loaded.seconds["copy"] = time.perf_counter() - started
+    started = time.perf_counter()
     await conn.execute(f"CREATE INDEX ON {SCHEMA}.{table} (contig, start)", timeout=None)
+    loaded.seconds["index"] = time.perf_counter() - started
+    started = time.perf_counter()
     await conn.execute(f"ANALYZE {SCHEMA}.{table}", timeout=None)
+    loaded.seconds["analyze"] = time.perf_counter() - started
     await conn.execute(f"ALTER TABLE {SCHEMA}.{table} ADD CONSTRAINT {table}_dataset "
                        f"CHECK (dataset_key = {key:d})", timeout=None)
     return loaded
