@@ -61,6 +61,9 @@ SCHEMA = "discovery"
 VARIANT_FORMATS = ("VCF", "BCF")
 _LOCK_NAMESPACE = 0x64697363  # "disc": advisory locks per dataset
 _BATCH = 20_000
+_LONG_S = 6 * 3600.0
+"""The timeout of a load's long statements (COPY, CREATE INDEX, waiting for another loader's lock): the pool's
+``command_timeout`` (60 s) is what asyncpg applies when none is given, and a 10 M-variant COPY takes longer."""
 
 
 @dataclass(frozen=True)
@@ -199,17 +202,17 @@ async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[Var
                 "sum(allele_count), sum(allele_number), sum(carriers), "
                 f"ARRAY(SELECT c FROM unnest({SCHEMA}.concat_arrays(carrier_samples)) c ORDER BY c) "
                 f"FROM {SCHEMA}.{staging} GROUP BY contig, start, \"end\", ref, alt "
-                "ORDER BY contig, start, ref, alt", timeout=None)).split()[-1])
+                "ORDER BY contig, start, ref, alt", timeout=_LONG_S)).split()[-1])
             await conn.execute(f"DROP TABLE {SCHEMA}.{staging}")
     loaded.seconds["copy"] = time.perf_counter() - started
     started = time.perf_counter()
-    await conn.execute(f"CREATE INDEX ON {SCHEMA}.{table} (contig, start)", timeout=None)
+    await conn.execute(f"CREATE INDEX ON {SCHEMA}.{table} (contig, start)", timeout=_LONG_S)
     loaded.seconds["index"] = time.perf_counter() - started
     started = time.perf_counter()
-    await conn.execute(f"ANALYZE {SCHEMA}.{table}", timeout=None)
+    await conn.execute(f"ANALYZE {SCHEMA}.{table}", timeout=_LONG_S)
     loaded.seconds["analyze"] = time.perf_counter() - started
     await conn.execute(f"ALTER TABLE {SCHEMA}.{table} ADD CONSTRAINT {table}_dataset "
-                       f"CHECK (dataset_key = {key:d})", timeout=None)
+                       f"CHECK (dataset_key = {key:d})", timeout=_LONG_S)
     return loaded
 
 
@@ -232,7 +235,7 @@ async def _copy(conn: asyncpg.Connection, table: str, reader: VariantFileReader,
             yield chunk
 
     await conn.copy_to_table(table, schema_name=SCHEMA, source=chunks(), columns=list(ROW_COLUMNS),
-                             freeze=freeze, timeout=None)
+                             freeze=freeze, timeout=_LONG_S)
     loaded.max_length = max(loaded.max_length, lengths[0])
 
 
@@ -271,7 +274,7 @@ async def _attach(conn: asyncpg.Connection, key: int, dataset_id: str, descripti
                json.dumps(dict(f.metrics)), f.archived_at) for f in other_files]
     async with conn.transaction():
         await conn.execute(f"ALTER TABLE {SCHEMA}.variants ATTACH PARTITION {SCHEMA}.{partition_name(key)} "
-                           f"FOR VALUES IN ({key:d})", timeout=None)
+                           f"FOR VALUES IN ({key:d})", timeout=_LONG_S)
         await conn.execute(f"ALTER TABLE {SCHEMA}.{partition_name(key)} DROP CONSTRAINT {partition_name(key)}_dataset")
         await _clear_rows(conn, key)
         await conn.copy_records_to_table("samples", schema_name=SCHEMA, records=samples,
@@ -426,8 +429,8 @@ async def _drop_partition(conn: asyncpg.Connection, key: int) -> None:
                                   "to_regclass($1) AND i.inhparent = $2::regclass", table, f"{SCHEMA}.variants")
     if pending is not None:
         mode = "FINALIZE" if pending else "CONCURRENTLY"
-        await conn.execute(f"ALTER TABLE {SCHEMA}.variants DETACH PARTITION {table} {mode}", timeout=None)
-    await conn.execute(f"DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {table}_staging", timeout=None)
+        await conn.execute(f"ALTER TABLE {SCHEMA}.variants DETACH PARTITION {table} {mode}", timeout=_LONG_S)
+    await conn.execute(f"DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {table}_staging", timeout=_LONG_S)
 
 
 # -- reading back -------------------------------------------------------------------------------------
@@ -475,7 +478,7 @@ class _DatasetLock:
 
     async def __aenter__(self) -> None:
         await self.conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", _LOCK_NAMESPACE, self.dataset_id,
-                                timeout=None)
+                                timeout=_LONG_S)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LOCK_NAMESPACE, self.dataset_id)
