@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -605,9 +606,28 @@ def _cmdline_mentions(pid: int, data_dir: Path) -> bool:
     return str(data_dir) in cmd or str(data_dir) in environ or any(f":{p}" in cmd for p in port_markers)
 
 
+PEERS_DIR = "peers"
+"""Nodes started inside another node's data directory (``<data_dir>/peers/<id>``, the demo's second node):
+they belong to it, and stop with it."""
+
+
 def stop_stack(data_dir: Path, timeout: float = 60.0) -> bool:
-    """Stop the stack of ``data_dir``; True when something was running."""
+    """Stop the stack of ``data_dir`` and the nodes inside it (``peers/*``, at once); True when something ran."""
     data_dir = data_dir.resolve()
+    stopped: list[bool] = []
+    inside = [threading.Thread(target=lambda d=state.parent: stopped.append(stop_stack(d, timeout)))
+              for state in sorted((data_dir / PEERS_DIR).glob(f"*/{STATE_FILE}"))]
+    for thread in inside:
+        thread.start()
+    try:
+        here = _stop_one(data_dir, timeout)
+    finally:
+        for thread in inside:
+            thread.join()
+    return here or any(stopped)
+
+
+def _stop_one(data_dir: Path, timeout: float) -> bool:
     pid = running_supervisor(data_dir)
     if pid:
         stop_pid(pid, signal.SIGTERM, timeout)

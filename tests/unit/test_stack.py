@@ -142,3 +142,17 @@ def test_the_demos_output_is_not_cut_at_80_columns_when_piped() -> None:
     text = wide.file.getvalue()  # type: ignore[attr-defined]
     assert "…" not in text
     assert "GDI-FI-FILE-187784540206414218" in text and "htsnexus_test_NA12878" in text
+
+
+def test_stopping_a_node_stops_the_nodes_inside_its_data_directory(tmp_path: Path) -> None:
+    """The demo's second node lives in ``<data_dir>/peers/SE``: `genomebus down` of the first stops it too."""
+    node, inside = tmp_path / "node", tmp_path / "node" / stack.PEERS_DIR / "SE"
+    inside.mkdir(parents=True)
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(inside)])
+    stack.write_state(inside, {"status": "running", "supervisor_pid": supervisor.pid, "components": {}})
+    try:
+        assert stack.stop_stack(node)  # the node itself never ran: what ran was inside it
+        assert not stack.pid_alive(supervisor.pid)
+        assert not stack.stop_stack(node)
+    finally:
+        supervisor.kill()
