@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import functools
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -550,5 +551,5 @@ async def test_counts_read_the_position_index_and_fetch_no_rows(pool: Any, index
     for lines in plans:
         text = "\n".join(lines)
         assert f"Seq Scan on {partition}" not in text, text
-        assert f"{partition}_contig_start_idx" in text, text  # an index scan of the dataset's own partition
+        assert re.search(rf"(Index Scan using \S+ on|Bitmap Heap Scan on) {partition}\b", text), text
         assert "Aggregate" in text
