@@ -14,8 +14,8 @@ CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y", "MT")
 _REFSEQ = re.compile(r"^NC_0000(?P<n>[0-2][0-9])\.\d+$")
 _REFSEQ_NAMES = {**{f"{i:02d}": str(i) for i in range(1, 23)}, "23": "X", "24": "Y"}
 _MITO_REFSEQ = {"NC_012920.1", "NC_001807.4"}
-_SYMBOLIC = re.compile(r"^<(?P<kind>[A-Z]+)(?::[A-Z0-9:]+)?>$")
-SYMBOLIC_TYPES = {"DEL": "DEL", "INS": "INS", "DUP": "DUP", "INV": "INV", "CNV": "CNV", "BND": "BND"}
+_SYMBOLIC = re.compile(r"^<(?P<kind>[A-Z]+)[0-9]*(?::[A-Za-z0-9:_]+)?>$")  # <DEL>, <DUP:TANDEM>, <CN0>
+SYMBOLIC_TYPES = {"DEL": "DEL", "INS": "INS", "DUP": "DUP", "INV": "INV", "CNV": "CNV", "CN": "CNV", "BND": "BND"}
 VARIANT_TYPES = ("SNP", "MNP", "INS", "DEL", "DUP", "INV", "CNV", "BND", "SV")
 """What the index stores. A query for ``INDEL`` matches INS and DEL; ``SNV`` is taken as SNP."""
 
