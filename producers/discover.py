@@ -159,6 +159,8 @@ class ResultSet:
     count_adjusted_to: int | None = None
     """A small count reported as this threshold instead of its value (1 to this)."""
     records: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    """The Beacon's own notes on it (genomebus: ``accessRights``, ``auditEvent`` of a record read, ``node``)."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def read_answer(body: Mapping[str, Any]) -> Answer:
     granularity = meta.get("returnedGranularity") if meta.get("returnedGranularity") in GRANULARITIES else "boolean"
     sets = (body.get("response") or {}).get("resultSets") if isinstance(body.get("response"), dict) else None
     info = body.get("info") if isinstance(body.get("info"), dict) else {}
-    warnings = [str(w) for w in info.get("warnings") or () if w]
+    warnings = [_warning(w) for w in info.get("warnings") or () if w]
     return Answer(
         raw=dict(body), exists=summary.get("exists") is True, granularity=granularity,
         count=summary.get("numTotalResults") if granularity != "boolean" and _int(summary.get("numTotalResults"))
@@ -211,6 +213,14 @@ def read_answer(body: Mapping[str, Any]) -> Answer:
         nodes=[_node(n) for n in info.get("nodes") or () if isinstance(n, dict)] if info.get("federated") else [],
         warnings=warnings,
     )
+
+
+def _warning(warning: Any) -> str:
+    """A warning as one line: ``message`` of a ``{code, message}`` object (with its node when federated)."""
+    if not isinstance(warning, dict):
+        return str(warning)
+    text = str(warning.get("message") or warning.get("code") or warning)
+    return f"{warning['node']}: {text}" if warning.get("node") else text
 
 
 def _int(value: Any) -> bool:
@@ -235,6 +245,7 @@ def _result_set(rs: Mapping[str, Any], granularity: str) -> ResultSet:
         count_precision=said("countPrecision") if isinstance(said("countPrecision"), str) else None,
         count_adjusted_to=int(adjusted) if adjusted is not None and str(adjusted).isdigit() else None,
         records=[r for r in rs.get("results") or () if isinstance(r, dict)] if level == "record" else [],
+        info=dict(info),
     )
 
 

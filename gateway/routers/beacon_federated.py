@@ -108,6 +108,13 @@ class NodeAnswer:
         return self._listed("resultSets")
 
     @property
+    def warnings(self) -> list[Any]:
+        """What the node said it did not use or could not do (unknown filters, records unavailable, ...)."""
+        info = (self.response or {}).get("info")
+        found = info.get("warnings") if isinstance(info, dict) else None
+        return list(found) if isinstance(found, list) else []
+
+    @property
     def collections(self) -> list[dict[str, Any]] | None:
         """The collections (datasets) the node listed; None when its answer has none (boolean or count)."""
         found = ((self.response or {}).get("response") or {}).get("collections")
@@ -356,10 +363,19 @@ def merge(answers: Sequence[NodeAnswer], *, beacon_id: str, entry_type: str, bod
         merged["response"] = {"resultSets": [_tagged(rs, a.node) for a in ok for rs in a.result_sets]}
     info: dict[str, Any] = {"federated": True, "deadlineSeconds": deadline_s,
                             "nodes": [a.described() for a in answers]}
-    if warnings:
-        info["warnings"] = list(warnings)
+    noted = [{"code": "peer_configuration", "message": w} for w in warnings]
+    noted += [_tagged_warning(w, a.node) for a in ok for w in a.warnings]
+    if noted:
+        info["warnings"] = noted
     merged["info"] = info
     return merged
+
+
+def _tagged_warning(warning: Any, node: str) -> dict[str, Any]:
+    """A node's warning (genomebus: ``{code, message, filterId}``; other Beacons: anything) with its node."""
+    if isinstance(warning, dict):
+        return {**warning, "node": node}
+    return {"message": str(warning), "node": node}
 
 
 def _tagged(item: dict[str, Any], node: str) -> dict[str, Any]:
@@ -532,7 +548,7 @@ async def federation_info(request: Request, settings: SettingsDep, peers_file: P
     info: dict[str, Any] = {"deadlineSeconds": settings.beacon_federation_deadline_s, "entryTypes": list(ENTRY_TYPES),
                             "nodes": nodes}
     if warnings:
-        info["warnings"] = warnings
+        info["warnings"] = [{"code": "peer_configuration", "message": w} for w in warnings]
     return {
         "meta": {"beaconId": settings.beacon_identifier, "apiVersion": API_VERSION, "returnedSchemas": []},
         "response": {

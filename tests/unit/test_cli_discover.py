@@ -98,7 +98,9 @@ class FakeBeacon:
                  "returnedGranularity": "boolean", "exists": True, "credentialsForwarded": False},
                 {"node": "NO", "url": "http://127.0.0.1:11/beacon/v2", "status": "timeout", "elapsedSeconds": 10.0,
                  "detail": "no answer within the deadline of 10 s", "credentialsForwarded": False}],
-                "warnings": ["peer DK is defined twice; http://x is not asked"]}
+                "warnings": [{"code": "peer_configuration", "message": "peer DK is defined twice; http://x is not asked"},
+                             {"code": "unknown_term", "message": "HP:9 is not a term of this beacon's data",
+                              "filterId": "HP:9", "node": "SE"}]}
         return httpx.Response(200, json=body)
 
     @staticmethod
@@ -195,7 +197,8 @@ def test_federated_asks_the_federated_endpoint_and_shows_each_nodes_status(runne
     assert nodes["SE"] == ["ok", "0.20 s", "boolean", "found"]
     assert nodes["NO"] == ["timeout", "10.00 s", "", "no answer within the deadline of 10 s"]
     assert any("SE" in line and "GDI-SE-DATASET-001" in line for line in out.splitlines())
-    assert "note: peer DK is defined twice" in out
+    assert "note: peer DK is defined twice; http://x is not asked" in out
+    assert "note: SE: HP:9 is not a term of this beacon's data" in out
 
 
 def test_filters_and_entry_types_are_sent_as_beacon_filters(runner, running_node, beacon):

@@ -363,7 +363,9 @@ async def test_the_peers_file_is_read_again_when_it_changes(tmp_path: Path) -> N
     assert [(n["node"], n.get("forwardCredentials")) for n in info["response"]["info"]["nodes"]] == [
         ("FI", None), ("SE", False), ("NO", True)]
     assert errors(RESPONSES["info"], info) == []
-    assert list(nodes(broken)) == ["FI"] and "is not JSON" in broken["info"]["warnings"][0]
+    assert list(nodes(broken)) == ["FI"]
+    assert broken["info"]["warnings"][0]["code"] == "peer_configuration"
+    assert "is not JSON" in broken["info"]["warnings"][0]["message"]
     assert list(nodes(removed)) == ["FI"] and "warnings" not in removed["info"]
     assert len(se.received) == 2 and len(no.received) == 1
 
@@ -376,8 +378,8 @@ async def test_peers_are_named_once_and_never_after_this_node(tmp_path: Path) ->
             body = (await post(client)).json()
     assert list(nodes(body)) == ["FI", "SE"] and nodes(body)["SE"]["url"] == se.url
     assert len(se.received) == 1 and se_again.received == [] and fi_again.received == []
-    assert any("defined twice" in w for w in body["info"]["warnings"])
-    assert any("this node's own name" in w for w in body["info"]["warnings"])
+    assert any("defined twice" in w["message"] for w in body["info"]["warnings"])
+    assert any("this node's own name" in w["message"] for w in body["info"]["warnings"])
 
 
 def test_a_peers_file_that_is_not_a_peer_list_says_what_is_wrong(tmp_path: Path) -> None:
@@ -475,6 +477,21 @@ def test_with_no_node_answering_the_answer_is_a_valid_empty_beacon_response() ->
     assert merged["meta"]["returnedGranularity"] == "boolean"
     assert merged["meta"]["receivedRequestSummary"]["requestedGranularity"] == "count"
     assert response_errors(merged) == []
+
+
+def test_what_a_node_warns_about_is_kept_with_its_node() -> None:
+    own = beacon_answer("FI", count=1) | {"info": {"warnings": [
+        {"code": "unknown_term", "message": "HP:9999999 is not a term of this beacon's data",
+         "filterId": "HP:9999999"}]}}
+    peer = beacon_answer("SE", count=1) | {"info": {"warnings": ["filter HP:9999999 ignored"]}}
+    merged = federated.merge([answer_of("FI", own, own=True), answer_of("SE", peer)], beacon_id="fi",
+                             entry_type="g_variants", body=QUERY, deadline_s=DEADLINE,
+                             warnings=["peer DK is defined twice; https://dk.example is not asked"])
+    assert merged["info"]["warnings"] == [
+        {"code": "peer_configuration", "message": "peer DK is defined twice; https://dk.example is not asked"},
+        {"code": "unknown_term", "message": "HP:9999999 is not a term of this beacon's data", "filterId": "HP:9999999",
+         "node": "FI"},
+        {"message": "filter HP:9999999 ignored", "node": "SE"}]
 
 
 def test_only_answers_shaped_as_beacon_answers_are_taken() -> None:
