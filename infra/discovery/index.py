@@ -10,9 +10,10 @@ the tables (migration ``0006_discovery.sql``) through ``infra.discovery.query``.
    transaction as the COPY that fills it (``COPY ... FREEZE``: no later rewrite to set hint bits).
    The files are read in a worker thread (``vcf.VariantFileReader``), turned into COPY text there,
    and streamed to PostgreSQL, so the event loop stays free and the server parses while Python
-   reads. Several variant files: each is copied into an unlogged staging table, then one
-   ``INSERT ... SELECT ... GROUP BY`` makes the same allele in two files one row (counts summed,
-   carriers concatenated: each file's samples have their own indexes).
+   reads. Several variant files: each is copied in turn; the contigs that more than one file holds
+   are then merged in place (one ``DELETE ... RETURNING`` feeding an ``INSERT ... SELECT ... GROUP
+   BY``) so that the same allele in two files is one row (counts summed, carriers concatenated: each
+   file's samples have their own indexes). Files split by chromosome share no contig: nothing to merge.
 3. The ``(contig, start)`` index is built on the full table (faster than maintaining it row by
    row), the table analysed, and a ``CHECK (dataset_key = <key>)`` added so attaching needs no scan.
 4. One transaction attaches it as the dataset's partition of ``discovery.variants``, writes the
@@ -121,8 +122,8 @@ async def index_dataset(pool: asyncpg.Pool, *, dataset_id: str, release_event_id
                         other_files: Sequence[FileInfo] = ()) -> IndexSummary:
     """Load a released dataset into the index (see the module docstring); the summary of what it holds.
 
-    Raises ``vcf.VariantFileError`` for a variant file that cannot be read: the dataset is then
-    left in state ``failed`` with nothing of it served (``mark_failed`` is the caller's to call).
+    Raises ``vcf.VariantFileError`` (its ``accession`` set) for a variant file that cannot be read:
+    nothing of the dataset is served, and the caller records it with ``mark_failed``.
     """
     async with pool.acquire() as conn, _dataset_lock(conn, dataset_id):
         done = await _summary(conn, dataset_id)
@@ -183,27 +184,24 @@ async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[Var
         loaded.assembly = loaded.assembly or reader.header.assembly
     columns = ", ".join(f'"{c}"' for c in ROW_COLUMNS)
     started = time.perf_counter()
+    contigs_of: list[set[str]] = []
     async with conn.transaction():
         await conn.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}; "
                            f"CREATE TABLE {SCHEMA}.{table} (LIKE {SCHEMA}.variants); "
                            f"ALTER TABLE {SCHEMA}.{table} ALTER COLUMN dataset_key SET DEFAULT {key:d}")
-        if len(readers) == 1:
-            with _naming(readers[0][0]):
-                await _copy(conn, table, readers[0][1], loaded)
-        else:
-            staging = f"{table}_staging"
-            await conn.execute(f"CREATE UNLOGGED TABLE {SCHEMA}.{staging} (LIKE {SCHEMA}.variants)"
-                               f"; ALTER TABLE {SCHEMA}.{staging} ALTER COLUMN dataset_key SET DEFAULT {key:d}")
-            for source, reader in readers:
-                with _naming(source):
-                    await _copy(conn, staging, reader, loaded, freeze=False)
-            loaded.variants = int((await conn.execute(
-                f"INSERT INTO {SCHEMA}.{table} ({columns}) SELECT contig, start, \"end\", ref, alt, min(variant_type), "
-                "sum(allele_count), sum(allele_number), sum(carriers), "
+        for source, reader in readers:
+            with _naming(source):
+                contigs_of.append(await _copy(conn, table, reader, loaded))
+        shared = sorted({c for i, mine in enumerate(contigs_of) for c in mine
+                         if any(c in other for other in contigs_of[i + 1:])})
+        if shared:  # the same allele may be in several files: those contigs' rows merged, one per allele
+            await conn.execute(
+                f"WITH moved AS (DELETE FROM {SCHEMA}.{table} WHERE contig = ANY($1::text[]) RETURNING *) "
+                f"INSERT INTO {SCHEMA}.{table} ({columns}) SELECT contig, start, \"end\", ref, alt, "
+                "min(variant_type), sum(allele_count), sum(allele_number), sum(carriers), "
                 f"ARRAY(SELECT c FROM unnest({SCHEMA}.concat_arrays(carrier_samples)) c ORDER BY c) "
-                f"FROM {SCHEMA}.{staging} GROUP BY contig, start, \"end\", ref, alt "
-                "ORDER BY contig, start, ref, alt", timeout=_LONG_S)).split()[-1])
-            await conn.execute(f"DROP TABLE {SCHEMA}.{staging}")
+                "FROM moved GROUP BY contig, start, \"end\", ref, alt", shared, timeout=_LONG_S)
+            loaded.variants = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.{table}", timeout=_LONG_S)
     loaded.seconds["copy"] = time.perf_counter() - started
     started = time.perf_counter()
     await conn.execute(f"CREATE INDEX ON {SCHEMA}.{table} (contig, start)", timeout=_LONG_S)
@@ -216,17 +214,21 @@ async def _load_variants(conn: asyncpg.Connection, key: int, files: Sequence[Var
     return loaded
 
 
-async def _copy(conn: asyncpg.Connection, table: str, reader: VariantFileReader, loaded: _Loaded, *,
-                freeze: bool = True) -> None:
-    """Stream one file's rows as COPY text, formatted in a worker thread."""
+async def _copy(conn: asyncpg.Connection, table: str, reader: VariantFileReader, loaded: _Loaded) -> set[str]:
+    """Stream one file's rows as COPY text, formatted in a worker thread; the contigs it held.
+
+    ``FREEZE``: the table was created in this transaction, so its rows are written frozen, once.
+    """
     batches = reader.batches(_BATCH)
     lengths = [0]
+    contigs: set[str] = set()
 
     def next_chunk() -> bytes | None:
         batch = next(batches, None)
         if batch is None:
             return None
         lengths[0] = max(lengths[0], max(row[2] - row[1] for row in batch))
+        contigs.update({batch[0][0], batch[-1][0]} if batch[0][0] == batch[-1][0] else {row[0] for row in batch})
         loaded.variants += len(batch)
         return copy_text(batch)
 
@@ -235,8 +237,9 @@ async def _copy(conn: asyncpg.Connection, table: str, reader: VariantFileReader,
             yield chunk
 
     await conn.copy_to_table(table, schema_name=SCHEMA, source=chunks(), columns=list(ROW_COLUMNS),
-                             freeze=freeze, timeout=_LONG_S)
+                             freeze=True, timeout=_LONG_S)
     loaded.max_length = max(loaded.max_length, lengths[0])
+    return contigs
 
 
 @contextlib.contextmanager
@@ -430,7 +433,7 @@ async def _drop_partition(conn: asyncpg.Connection, key: int) -> None:
     if pending is not None:
         mode = "FINALIZE" if pending else "CONCURRENTLY"
         await conn.execute(f"ALTER TABLE {SCHEMA}.variants DETACH PARTITION {table} {mode}", timeout=_LONG_S)
-    await conn.execute(f"DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {table}_staging", timeout=_LONG_S)
+    await conn.execute(f"DROP TABLE IF EXISTS {table}", timeout=_LONG_S)
 
 
 # -- reading back -------------------------------------------------------------------------------------
