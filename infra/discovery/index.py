@@ -253,11 +253,23 @@ def _naming(source: VariantSource) -> Iterator[None]:
 
 
 def copy_text(rows: Sequence[Row]) -> bytes:
-    """Rows in PostgreSQL's COPY text format. Alleles are bases or ``<...>``/breakend text: nothing to escape."""
+    """Rows in PostgreSQL's COPY text format.
+
+    A VCF field holds no tab or line end (they separate fields and records), so only a backslash
+    needs escaping, and only names and alleles could hold one.
+
+    The reader hands out one carriers list per call pattern, shared by every row with those calls: each
+    list is written out once per batch (keyed by identity, which is stable while ``rows`` holds them).
+    """
     out = []
+    literals: dict[int, str] = {}
     for contig, start, end, ref, alt, kind, ac, an, carriers, samples in rows:
-        out.append(f"{_text(contig)}\t{start}\t{end}\t{_text(ref)}\t{_text(alt)}\t{kind}\t{ac}\t{an}\t{carriers}\t"
-                   f"{{{','.join(map(str, samples))}}}\n")
+        literal = literals.get(id(samples))
+        if literal is None:
+            literal = literals[id(samples)] = "{" + ",".join(map(str, samples)) + "}"
+        if "\\" in contig or "\\" in ref or "\\" in alt:
+            contig, ref, alt = _text(contig), _text(ref), _text(alt)
+        out.append(f"{contig}\t{start}\t{end}\t{ref}\t{alt}\t{kind}\t{ac}\t{an}\t{carriers}\t{literal}\n")
     return "".join(out).encode()
 
 

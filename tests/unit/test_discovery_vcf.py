@@ -193,6 +193,12 @@ def test_files_that_are_not_variant_files_are_refused_with_a_code(tmp_path: Path
 def test_copy_text_is_what_postgres_reads() -> None:
     assert copy_text([("1", 99, 100, "A", "G", "SNP", 1, 2, 1, [0, 7]), ("X", 5, 6, "C", "<DEL>", "DEL", 0, 0, 0, [])]) \
         == b"1\t99\t100\tA\tG\tSNP\t1\t2\t1\t{0,7}\nX\t5\t6\tC\t<DEL>\tDEL\t0\t0\t0\t{}\n"
+    shared = [1, 2]  # one list for every row with the same calls: written the same each time
+    assert copy_text([("1", 1, 2, "A", "G", "SNP", 1, 2, 2, shared), ("1", 3, 4, "A", "T", "SNP", 1, 2, 2, shared),
+                      ("1", 5, 6, "A", "C", "SNP", 1, 2, 1, [9])]).decode().split("\n")[:3] == [
+        "1\t1\t2\tA\tG\tSNP\t1\t2\t2\t{1,2}", "1\t3\t4\tA\tT\tSNP\t1\t2\t2\t{1,2}", "1\t5\t6\tA\tC\tSNP\t1\t2\t1\t{9}"]
+    assert copy_text([("1", 1, 2, "A", "G]chr\\1:5]", "BND", 0, 0, 0, [])]) == \
+        b"1\t1\t2\tA\tG]chr\\\\1:5]\tBND\t0\t0\t0\t{}\n"  # a backslash is escaped for COPY
 
 
 DESCRIPTION = DatasetDescription(
