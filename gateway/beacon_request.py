@@ -36,11 +36,6 @@ MAX_SKIP = 100_000
 MAX_LIMIT = 10_000
 """The schema's bound on ``limit``; the node answers at most ``beacon_max_limit`` records per dataset."""
 INCLUDE = ("ALL", "HIT", "MISS", "NONE")
-VARIANT_PARAMETERS = ("referenceName", "start", "end", "referenceBases", "alternateBases", "variantType",
-                      "variantMinLength", "variantMaxLength", "assemblyId", "genomicAlleleShortForm", "geneId",
-                      "aminoacidChange", "mateName")
-VARIANT_GROUPS = ("g_variant", "g_variants", "genomicVariant", "genomicVariation", "genomicVariations")
-DATASET_GROUPS = ("datasets", "dataset")
 PERSON_ID_FIELDS = {("individuals", "id"), ("biosamples", "id"), ("biosamples", "individualId"), ("runs", "id"),
                     ("analyses", "id")}
 """Alphanumeric fields naming one person's entry: a filter on them singles that person out."""
@@ -83,10 +78,53 @@ class FilterObject(_Strict):
     scope: str | None = None
 
 
+class _Closed(BaseModel):
+    """Types checked as written, and nothing this model does not name (a typo would widen the query)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
+
+
+Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
+Positions = Annotated[list[Position] | None, Field(min_length=1, max_length=2)]
+Unsupported = Annotated[str | None, Field(max_length=256, description="Not supported (see /configuration): 400")]
+DatasetIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(min_length=1,
+                                                                                        max_length=100)]
+
+
+class VariantParameters(_Closed):
+    """The default model's ``g_variant`` request parameters (0-based coordinates, end exclusive)."""
+
+    referenceName: str | None = Field(None, min_length=1, max_length=100)  # noqa: N815
+    start: Positions = Field(None, description="One position (sequence or range query) or two (bracket)")
+    end: Positions = Field(None, description="One position (range query) or two (bracket)")
+    referenceBases: str | None = Field(None, max_length=1000)  # noqa: N815
+    alternateBases: str | None = Field(None, max_length=1000)  # noqa: N815
+    variantType: str | None = Field(None, max_length=64)  # noqa: N815
+    variantMinLength: Position | None = None  # noqa: N815
+    variantMaxLength: Position | None = None  # noqa: N815
+    assemblyId: str | None = Field(None, max_length=64)  # noqa: N815
+    genomicAlleleShortForm: str | None = Field(None, max_length=256)  # noqa: N815
+    geneId: Unsupported = None  # noqa: N815
+    aminoacidChange: Unsupported = None  # noqa: N815
+    mateName: Unsupported = None  # noqa: N815
+
+
+class DatasetParameters(_Closed):
+    datasetIds: DatasetIds  # noqa: N815
+
+
+class RequestParameters(VariantParameters):
+    """Variant parameters flat (as clients send them) or under ``g_variant`` (the default model's
+    grouping), and the datasets to ask (``datasets.datasetIds`` or a flat ``datasetIds``)."""
+
+    schema_: str | None = Field(None, alias="$schema")
+    g_variant: VariantParameters | None = None
+    datasets: DatasetParameters | None = None
+    datasetIds: DatasetIds | None = None  # noqa: N815
+
+
 class BeaconQuery(_Strict):
-    requestParameters: dict[str, Any] = Field(  # noqa: N815
-        default_factory=dict, description="Variant parameters (flat or under `g_variant`) and "
-                                          "`datasets.datasetIds`")
+    requestParameters: RequestParameters = Field(default_factory=RequestParameters)  # noqa: N815
     filters: list[FilterObject | Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=list, max_length=50)
     includeResultsetResponses: Literal["ALL", "HIT", "MISS", "NONE"] = "HIT"  # noqa: N815
@@ -236,60 +274,23 @@ def _check_text(value: Any, where: str = "the body") -> None:
             _check_text(inner, where)
 
 
-def _parameters(given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...] | None]:
+def _parameters(given: RequestParameters) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...] | None]:
     """``requestParameters`` → (their grouped echo, the variant parameters, the dataset ids asked for)."""
-    variant: dict[str, Any] = {}
-    dataset_ids: list[str] | None = None
-    for key, value in given.items():
-        if key == "$schema":
-            continue
-        if key in VARIANT_PARAMETERS:
-            variant[key] = value
-        elif key in VARIANT_GROUPS:
-            if not isinstance(value, Mapping):
-                raise invalid(f"requestParameters.{key} is an object of variant parameters")
-            for inner, inner_value in value.items():
-                if inner not in VARIANT_PARAMETERS:
-                    raise invalid(f"requestParameters.{key}.{inner} is not a variant parameter this Beacon knows "
-                                  f"({', '.join(VARIANT_PARAMETERS)})")
-                variant[inner] = inner_value
-        elif key == "datasetIds":
-            dataset_ids = _ids(value, "requestParameters.datasetIds")
-        elif key in DATASET_GROUPS:
-            if not isinstance(value, Mapping) or set(value) - {"datasetIds"}:
-                raise invalid(f"requestParameters.{key} is {{\"datasetIds\": [...]}}")
-            dataset_ids = _ids(value.get("datasetIds"), f"requestParameters.{key}.datasetIds")
-        else:
-            raise invalid(f"requestParameters.{key} is not a request parameter this Beacon knows: variant "
-                          f"parameters ({', '.join(VARIANT_PARAMETERS)}), flat or under g_variant, and "
-                          "datasets.datasetIds")
-    for name in ("start", "end", "variantMinLength", "variantMaxLength"):
-        _bounded(name, variant.get(name))
-    grouped: dict[str, Any] = {}
+    flat = given.model_dump(include=set(VariantParameters.model_fields), exclude_none=True)
+    grouped = given.g_variant.model_dump(exclude_none=True) if given.g_variant is not None else {}
+    twice = sorted(set(flat) & set(grouped))
+    if twice:
+        raise invalid(f"requestParameters names {', '.join(twice)} both flat and under g_variant: send one")
+    if given.datasets is not None and given.datasetIds is not None:
+        raise invalid("requestParameters names the datasets twice (datasets.datasetIds and datasetIds): send one")
+    variant = {**flat, **grouped}
+    ids = given.datasets.datasetIds if given.datasets is not None else given.datasetIds
+    echo: dict[str, Any] = {}
     if variant:
-        grouped["g_variant"] = variant
-    if dataset_ids is not None:
-        grouped["datasets"] = {"datasetIds": list(dataset_ids)}
-    return grouped, variant, None if dataset_ids is None else tuple(dataset_ids)
-
-
-def _ids(value: Any, name: str) -> list[str]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(i, str) and 0 < len(i.strip()) <= 256 for i in items):
-        raise invalid(f"{name} is a list of dataset ids")
-    return [i.strip() for i in items]
-
-
-def _bounded(name: str, value: Any) -> None:
-    """Positions and lengths past 32 bits are refused here, before they reach a 32-bit column."""
-    values = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
-    for item in values:
-        number = item.strip() if isinstance(item, str) else item
-        if isinstance(number, str) and number.lstrip("-").isdigit():
-            number = int(number)
-        if isinstance(number, int) and not isinstance(number, bool) and abs(number) > MAX_POSITION:
-            raise invalid(f"{name} {number} is beyond any sequence this node holds (at most {MAX_POSITION})",
-                          reason="invalid_coordinates")
+        echo["g_variant"] = variant
+    if ids is not None:
+        echo["datasets"] = {"datasetIds": list(ids)}
+    return echo, variant, None if ids is None else tuple(ids)
 
 
 def _filter_name(item: Filter) -> str:

@@ -448,7 +448,7 @@ Text = Annotated[str | None, Query(max_length=256)]
 Length = Annotated[int | None, Query(ge=0, le=MAX_POSITION)]
 
 
-def get_body(
+def common_query(
     requestedSchema: Text = None,  # noqa: N803 - the spec's names
     skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Pages to skip")] = None,
     limit: Annotated[int | None, Query(ge=0, le=MAX_LIMIT, description="Records per dataset (0: the most allowed)")]
@@ -461,6 +461,18 @@ def get_body(
                     "one")] = None,
     datasetIds: Annotated[list[Annotated[str, Field(max_length=256)]] | None, Query(  # noqa: N803
         description="Only these datasets (comma-separated or repeated)")] = None,
+) -> dict[str, Any]:
+    """The query string every entry endpoint takes, as keyword arguments of ``body_from_parameters``."""
+    return {"filters": filters, "dataset_ids": datasetIds, "skip": skip, "limit": limit,
+            "granularity": requestedGranularity, "include": includeResultsetResponses, "test_mode": testMode,
+            "requested_schema": requestedSchema}
+
+
+CommonQuery = Annotated[dict[str, Any], Depends(common_query)]
+
+
+def get_body(
+    common: CommonQuery,
     referenceName: Annotated[str | None, Query(max_length=100)] = None,  # noqa: N803
     start: Annotated[Coordinates | None, Query(description="0-based: one (sequence or range query) or two values "
                                                            "(bracket), comma-separated")] = None,
@@ -479,18 +491,23 @@ def get_body(
     aminoacidChange: Annotated[str | None, Query(  # noqa: N803
         max_length=256, description="Not supported: 400")] = None,
 ) -> dict[str, Any]:
-    """A GET query string as its ``beaconRequestBody``."""
+    """A GET query string with variant parameters (where variants are returned) as its ``beaconRequestBody``."""
     variant = {"referenceName": referenceName, "start": start, "end": end, "referenceBases": referenceBases,
                "alternateBases": alternateBases, "variantType": variantType, "variantMinLength": variantMinLength,
                "variantMaxLength": variantMaxLength, "assemblyId": assemblyId,
                "genomicAlleleShortForm": genomicAlleleShortForm or allele, "geneId": geneId,
                "aminoacidChange": aminoacidChange}
-    return body_from_parameters(variant=variant, filters=filters, dataset_ids=datasetIds, skip=skip, limit=limit,
-                                granularity=requestedGranularity, include=includeResultsetResponses,
-                                test_mode=testMode, requested_schema=requestedSchema)
+    return body_from_parameters(variant=variant, **common)
+
+
+def get_plain_body(common: CommonQuery) -> dict[str, Any]:
+    """A GET query string without variant parameters (the spec's GET for individuals, biosamples, ...)."""
+    return body_from_parameters(variant={}, **common)
 
 
 GetBody = Annotated[dict[str, Any], Depends(get_body)]
+"""A GET's body where variant parameters are read too (the routes answering variants; the federated ones)."""
+PlainGetBody = Annotated[dict[str, Any], Depends(get_plain_body)]
 PostBody = Annotated[BeaconRequestBody | None, Body(description="A beaconRequestBody")]
 EntryId = Annotated[str, Path(pattern=ENTRY_ID_PATTERN, description="The entry's id")]
 
@@ -580,14 +597,22 @@ def _query_routes(entry: EntryType) -> None:
     linked_doc = _query_responses(BeaconResultsetsResponse, by_id=True)
     name = entry.path
 
-    async def get_all(request: Request, body: GetBody) -> JSONResponse:
-        return JSONResponse(await run_query(request, name, body))
+    if name == "g_variants":
+        async def get_all(request: Request, body: GetBody) -> JSONResponse:
+            return JSONResponse(await run_query(request, name, body))
+
+        async def get_one(request: Request, id: EntryId, body: GetBody) -> JSONResponse:  # noqa: A002
+            return JSONResponse(await run_query(request, name, body, entry_id=id))
+    else:  # variant parameters in a POST body only, as the spec has them
+        async def get_all(request: Request, body: PlainGetBody) -> JSONResponse:  # type: ignore[misc]
+            return JSONResponse(await run_query(request, name, body))
+
+        async def get_one(request: Request, id: EntryId,  # type: ignore[misc]  # noqa: A002
+                          body: PlainGetBody) -> JSONResponse:
+            return JSONResponse(await run_query(request, name, body, entry_id=id))
 
     async def post_all(request: Request, body: PostBody = None) -> JSONResponse:
         return JSONResponse(await run_query(request, name, _posted(body)))
-
-    async def get_one(request: Request, id: EntryId, body: GetBody) -> JSONResponse:  # noqa: A002
-        return JSONResponse(await run_query(request, name, body, entry_id=id))
 
     async def post_one(request: Request, id: EntryId, body: PostBody = None) -> JSONResponse:  # noqa: A002
         return JSONResponse(await run_query(request, name, _posted(body), entry_id=id))
@@ -636,8 +661,13 @@ def _query_routes(entry: EntryType) -> None:
 def _linked_routes(entry: EntryType, target: str, responses: dict[int | str, dict[str, Any]]) -> None:
     parent = entry.path
 
-    async def get_linked(request: Request, id: EntryId, body: GetBody) -> JSONResponse:  # noqa: A002
-        return JSONResponse(await run_query(request, target, body, linked=(parent, id)))
+    if target == "g_variants":
+        async def get_linked(request: Request, id: EntryId, body: GetBody) -> JSONResponse:  # noqa: A002
+            return JSONResponse(await run_query(request, target, body, linked=(parent, id)))
+    else:
+        async def get_linked(request: Request, id: EntryId,  # type: ignore[misc]  # noqa: A002
+                             body: PlainGetBody) -> JSONResponse:
+            return JSONResponse(await run_query(request, target, body, linked=(parent, id)))
 
     async def post_linked(request: Request, id: EntryId, body: PostBody = None) -> JSONResponse:  # noqa: A002
         return JSONResponse(await run_query(request, target, _posted(body), linked=(parent, id)))

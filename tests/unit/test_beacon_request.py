@@ -61,7 +61,7 @@ def test_filters_objects_and_terms():
 
 
 def test_datasets_asked_for():
-    for parameters in ({"datasets": {"datasetIds": ["A", "B"]}}, {"datasetIds": ["A", "B"]}, {"datasetIds": "A,B"}):
+    for parameters in ({"datasets": {"datasetIds": ["A", "B"]}}, {"datasetIds": ["A", "B"]}):
         asked = read(body(requestParameters=parameters), entry_type="individuals", settings=SETTINGS)
         assert asked.dataset_ids == ("A", "B")
         assert asked.summary()["requestParameters"] == {"datasets": {"datasetIds": ["A", "B"]}}
@@ -82,7 +82,12 @@ def test_datasets_asked_for():
     ({"query": {"requestParameters": {"g_variant": "21"}}}, "g_variant"),
     ({"query": {"requestParameters": {"datasets": {"ids": ["A"]}}}}, "datasetIds"),
     ({"query": {"requestParameters": {"start": [5]}}}, "referenceName"),
-    ({"query": {"requestParameters": {"referenceName": "1", "start": [2**40], "end": [2**40 + 1]}}}, "beyond"),
+    ({"query": {"requestParameters": {"referenceName": "1", "start": [2**40], "end": [2**40 + 1]}}}, "start"),
+    ({"query": {"requestParameters": {"referenceName": "1", "start": "5,6", "end": [7, 8]}}}, "start"),
+    ({"query": {"requestParameters": {"referenceName": "1", "start": [1, 2, 3]}}}, "start"),
+    ({"query": {"requestParameters": {"datasetIds": []}}}, "datasetIds"),
+    ({"query": {"requestParameters": {"datasetIds": ["A"], "datasets": {"datasetIds": ["B"]}}}}, "twice"),
+    ({"query": {"requestParameters": {"referenceName": "1", "g_variant": {"referenceName": "2"}}}}, "both"),
     ({"query": {"requestParameters": {"referenceName": "1", "start": [10], "end": [5]}}}, "greater than start"),
     ({"query": {"requestParameters": {"referenceName": "1", "start": [0], "end": [2_000_000]}}}, "at most"),
     ({"query": {"requestParameters": {"geneId": "BRCA1"}}}, "geneId is not supported"),
