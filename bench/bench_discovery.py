@@ -22,8 +22,8 @@ cached in ``bench/.cache``. Every figure is printed beside a baseline measured i
      indexer worker loading it from the archive (decrypting as it streams to a scratch file): the
      worker's share is ``dataset.released`` → ``dataset.indexed`` (the events' own times).
 2. **Size on disk** of the dataset's partition (table, its index, TOAST) per million alleles.
-3. **Query latency** through the gateway, ``POST /beacon/v2/g_variants``, with ``--clients`` clients
-   at once on this machine (the clients, the gateway and PostgreSQL share its cores): a single
+3. **Query latency** through the gateway, ``POST /beacon/v2/g_variants``, with 1, 4 and 8 clients
+   (``--clients``) at once on this machine (the clients, the gateway and PostgreSQL share its cores): a single
    position (a sequence query for an allele the index holds), a 1 kb range and a 1 Mb range, each at
    boolean (anonymous caller), count (a researcher) and record (a researcher granted the dataset:
    every answer goes through the enforcement point and is audited on Kafka) granularity; p50 and p99
@@ -268,6 +268,19 @@ async def pipeline(settings: Settings, vcf: Path, records: int, samples: int, re
 # -- queries ----------------------------------------------------------------------------------------------
 
 
+async def earlier_dataset(settings: Settings) -> dict[str, Any]:
+    """The last dataset a run of this bench indexed in this stack (``--only-queries``)."""
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        row = await conn.fetchrow("SELECT dataset_id, dataset_key FROM discovery.datasets WHERE state = 'indexed' "
+                                  "AND description->>'title' = 'discovery bench' ORDER BY indexed_at DESC LIMIT 1")
+    finally:
+        await conn.close()
+    if row is None:
+        raise SystemExit("no dataset indexed by an earlier run in this stack: run without --only-queries first")
+    return {"dataset_id": row["dataset_id"], "table": f"discovery.{index.partition_name(row['dataset_key'])}"}
+
+
 async def callers(settings: Settings, dataset_id: str) -> dict[str, dict[str, str]]:
     """Headers of the three callers: anonymous, a researcher, a researcher granted the dataset."""
     ensure_dev_issuers(settings)
@@ -342,15 +355,15 @@ async def latencies(settings: Settings, headers: dict[str, dict[str, str]], alle
                 await asyncio.gather(*(client(todo[i::clients]) for i in range(clients)))
                 wall = time.perf_counter() - started
                 seen.sort()
-                rows[f"{kind} / {granularity}"] = {
+                row = rows[f"{kind} / {granularity}"] = {
                     "queries": len(seen), "errors": len(errors), "first_error": errors[0] if errors else None,
                     "found": hits, "returned_granularity": sorted(g for g in returned if g),
                     "p50_ms": round(statistics.median(seen) * 1000, 1),
                     "p99_ms": round(seen[min(len(seen) - 1, int(len(seen) * 0.99))] * 1000, 1),
                     "queries_per_s": round(len(seen) / wall, 1)}
-                console.print(f"  {kind:>15} / {granularity:<7} p50 {rows[f'{kind} / {granularity}']['p50_ms']} ms, "
-                              f"p99 {rows[f'{kind} / {granularity}']['p99_ms']} ms, errors {len(errors)}")
-    res["queries"] = {"clients": clients, "per_combination": queries, "rows": rows}
+                console.print(f"  {clients} client(s), {kind:>15} / {granularity:<7} p50 {row['p50_ms']} ms, "
+                              f"p99 {row['p99_ms']} ms, errors {len(errors)}")
+    res.setdefault("queries", {})[str(clients)] = {"clients": clients, "per_combination": queries, "rows": rows}
 
 
 # -- output -----------------------------------------------------------------------------------------------
@@ -376,9 +389,8 @@ def render(res: dict[str, Any]) -> None:
         console.print(f"index size: {s['total']['bytes'] / MB:,.0f} MB in all = {s['total']['MB_per_million']} MB per "
                       f"million alleles (table {s['heap']['MB_per_million']}, (contig, start) index "
                       f"{s['indexes']['MB_per_million']})")
-    if res.get("queries"):
-        q = res["queries"]
-        table = Table(title=f"POST /beacon/v2/g_variants, {q['clients']} clients at once, {q['per_combination']} "
+    for q in res.get("queries", {}).values():
+        table = Table(title=f"POST /beacon/v2/g_variants, {q['clients']} client(s) at once, {q['per_combination']} "
                             "queries each")
         for column in ("query / granularity", "p50 ms", "p99 ms", "queries/s", "found", "errors"):
             table.add_column(column, justify="left" if column.startswith("query") else "right")
@@ -392,11 +404,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", type=int, default=10_000_000, help="VCF records to generate")
     parser.add_argument("--samples", type=int, default=8, help="samples (genotype columns) in the VCF")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent Beacon clients")
+    parser.add_argument("--clients", default="1,4,8",
+                        help="concurrent Beacon clients: a number, or several separated by commas (a run each)")
     parser.add_argument("--queries", type=int, default=400, help="queries per (query kind, granularity)")
     parser.add_argument("--data-dir", type=Path, default=None, help="use (or start) the stack in this directory")
     parser.add_argument("--keep", action="store_true", help="leave the stack and its directory behind")
+    parser.add_argument("--only-queries", action="store_true",
+                        help="skip loading: query the dataset an earlier run (--keep) indexed in --data-dir")
     args = parser.parse_args()
+    client_counts = [int(n) for n in str(args.clients).split(",")]
     data_dir, created = data_dir_for(args.data_dir)
     os.environ.update(BUDGETS)  # a stack started here lets the bench's callers ask as much as they want
     settings = Settings(data_dir=data_dir)
@@ -405,6 +421,14 @@ def main() -> int:
     copy_file, rows = ensure_copy_text(vcf)
 
     async def bench(deadline: Deadline) -> None:
+        if args.only_queries:
+            target = await earlier_dataset(settings)
+            console.print(f"[bold]Beacon queries on {target['dataset_id']} …")
+            headers = await callers(settings, target["dataset_id"])
+            alleles = await sample_alleles(settings, target["table"], 2000)
+            for clients in client_counts:
+                await latencies(settings, headers, alleles, clients, args.queries, res)
+            return
         console.print("[bold]raw COPY baseline …")
         await raw_copy(settings, copy_file, rows, res)
         deadline.check("raw COPY")
@@ -417,7 +441,8 @@ def main() -> int:
         console.print("[bold]Beacon queries …")
         headers = await callers(settings, target["dataset_id"])
         alleles = await sample_alleles(settings, target["table"], 2000)
-        await latencies(settings, headers, alleles, args.clients, args.queries, res)
+        for clients in client_counts:
+            await latencies(settings, headers, alleles, clients, args.queries, res)
 
     def body() -> int:
         code = run_timed(bench, 1800 + 200 * args.variants / 1e6, res)
