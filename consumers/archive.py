@@ -58,7 +58,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
@@ -73,6 +73,7 @@ from genomebus.infra import db, s3, telemetry
 from genomebus.infra.keys import load_archive_keys
 from genomebus.infra.settings import Settings
 from genomebus.consumers.qc_checks import INDEX_SUFFIXES
+from genomebus.infra.faults import object_store_faults
 from genomebus.infra.worker import Outcome, Resources, Transient, Worker
 from genomebus.schemas.envelope import Envelope, decode, encode, new_envelope
 from genomebus.schemas.reception import FileArchived, FileQcPassed, FileUploaded
@@ -373,19 +374,6 @@ class ArchiveLedger:
 
 
 # -- the object store side ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def object_store_faults() -> Iterator[None]:
-    """Server-side and throttling errors are worth retrying; anything else is a verdict."""
-    try:
-        yield
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = exc.response.get("Error", {}).get("Code", "")
-        if status >= 500 or status == 429 or code in {"SlowDown", "RequestTimeout", "Throttling", "InternalError"}:
-            raise Transient(f"object store: {code or status}") from exc
-        raise
 
 
 def _is(exc: ClientError, *codes: str) -> bool:

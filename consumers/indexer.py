@@ -59,7 +59,6 @@ import asyncpg
 import pysam
 from faststream import Context
 
-from genomebus.consumers.archive import object_store_faults
 from genomebus.infra import db, s3, telemetry
 from genomebus.infra.archive_store import Archive
 from genomebus.infra.discovery import index
@@ -69,7 +68,8 @@ from genomebus.infra.keys import load_archive_keys
 from genomebus.infra.projection import wait_for_position
 from genomebus.infra.readmodels import datasets, files
 from genomebus.infra.settings import Settings
-from genomebus.infra.worker import InputRecord, Resources, Transient, Worker, WorkerSettings
+from genomebus.infra.faults import object_store_faults
+from genomebus.infra.worker import InputRecord, Resources, Transient, Worker, WorkerSettings, scratch_dir
 from genomebus.schemas.discovery import DatasetIndexed, DatasetIndexFailed, DatasetUnindexed
 from genomebus.schemas.envelope import Envelope, new_envelope
 from genomebus.schemas.reception import (
@@ -191,7 +191,7 @@ class Indexer:
     async def index(self, released: DatasetReleased, release_event_id: UUID, description: DatasetDescription,
                     archived: Sequence[ReleasedFile]) -> IndexSummary:
         """Decrypt the variant files to scratch, read the alignment headers, load the dataset."""
-        with tempfile.TemporaryDirectory(prefix="indexer-", dir=_scratch_dir(self.settings)) as scratch:
+        with tempfile.TemporaryDirectory(prefix="indexer-", dir=scratch_dir(self.settings, "indexer")) as scratch:
             variant_files, other_files = [], []
             for item in archived:
                 if item.format in index.VARIANT_FORMATS:
@@ -347,10 +347,3 @@ def _description(event: DatasetDescription) -> DatasetDescription:
 def _envelope(settings: Settings, cause: Envelope[Any], data: Any) -> Envelope[Any]:
     return new_envelope(data, source=settings.source, actor=ACTOR, cause=cause)
 
-
-def _scratch_dir(settings: Settings) -> Path | None:
-    if settings.profile != "local":
-        return None
-    path = settings.data_dir / "tmp" / "indexer"
-    path.mkdir(parents=True, exist_ok=True)
-    return path

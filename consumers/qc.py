@@ -48,7 +48,7 @@ from genomebus.infra import db, s3, telemetry
 from genomebus.infra.projection import wait_for_position
 from genomebus.infra.readmodels import datasets, files
 from genomebus.infra.settings import Settings
-from genomebus.infra.worker import InputRecord, Resources, Transient, Worker, WorkerSettings
+from genomebus.infra.worker import InputRecord, Resources, Transient, Worker, WorkerSettings, scratch_dir
 from genomebus.schemas.envelope import Envelope, new_envelope
 from genomebus.schemas.reception import FileQcFailed, FileQcPassed, FileUploaded, QcReason
 
@@ -80,7 +80,7 @@ async def on_uploaded(event: Envelope[FileUploaded], settings: WorkerSettings, r
     # it must not turn into a contradicting verdict. It goes on below and ends as "already decided".
     if refusal is not None and await files.file_state(pool, upload.file_id) not in files.QC_DECIDED:
         return [_envelope(settings, event, _failed(upload, (refusal,)))]
-    with tempfile.TemporaryDirectory(prefix="qc-", dir=_scratch_dir(settings)) as scratch:
+    with tempfile.TemporaryDirectory(prefix="qc-", dir=scratch_dir(settings, "qc")) as scratch:
         local = Path(scratch) / _local_name(upload.filename)
         if not await _download(store, upload.bucket, upload.object_key, local):
             if await files.file_state(pool, upload.file_id) in files.QC_DECIDED:
@@ -181,13 +181,6 @@ async def _store_index(store: Any, upload: FileUploaded, index: Path) -> str:
     await store.put_object(Bucket=upload.bucket, Key=key, Body=index.read_bytes())
     return key
 
-
-def _scratch_dir(settings: Settings) -> Path | None:
-    if settings.profile != "local":
-        return None
-    path = settings.data_dir / "tmp" / "qc"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _local_name(filename: str) -> str:

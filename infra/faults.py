@@ -6,6 +6,9 @@ the projector isolates it and dead-letters it as ``projection_failed``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import aiohttp
 import asyncpg
 from aiokafka.errors import (
@@ -17,6 +20,7 @@ from aiokafka.errors import (
     NotLeaderForPartitionError,
     RequestTimedOutError,
 )
+from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
@@ -50,3 +54,16 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 PROJECTOR_TRANSIENT: tuple[type[BaseException], ...] = (*TRANSIENT, OSError, KafkaError)
 """The projector waits out more: it may never skip an event, so any I/O or broker fault is retried, not judged."""
+
+
+@contextlib.contextmanager
+def object_store_faults() -> Iterator[None]:
+    """Object-store errors: server-side and throttling ones are worth retrying (``Transient``); anything else is a verdict."""
+    try:
+        yield
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = exc.response.get("Error", {}).get("Code", "")
+        if status >= 500 or status == 429 or code in {"SlowDown", "RequestTimeout", "Throttling", "InternalError"}:
+            raise Transient(f"object store: {code or status}") from exc
+        raise

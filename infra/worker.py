@@ -56,6 +56,7 @@ import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import aiohttp
@@ -87,6 +88,16 @@ InputRecord = Annotated[Any, Context("message.raw_message")]
 
 Resources = Callable[[Settings], contextlib.AbstractAsyncContextManager[Mapping[str, Any]]]
 """Opens a worker's resources (clients, pools) for its lifetime; handlers get them by name."""
+
+
+def scratch_dir(settings: Settings, name: str) -> Path | None:
+    """Where a worker's temporary copies go: ``<data_dir>/tmp/<name>`` in the local profile (nothing of the
+    node outside its data directory), the system temporary directory (None) otherwise."""
+    if settings.profile != "local":
+        return None
+    path = settings.data_dir / "tmp" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @contextlib.asynccontextmanager
