@@ -9,10 +9,13 @@ Framework endpoints
 Entry types
     ``g_variants``, ``individuals``, ``biosamples``, ``runs``, ``analyses`` (``beaconResultsets``
     responses, a result set per dataset) and ``datasets`` (a collection of public descriptions), each
-    with ``GET`` (query string) and ``POST`` (``beaconRequestBody``) at ``/{entry}``,
-    ``/{entry}/{id}`` and the cross-links of the default model's ``endpoints.json``. Requests are read
-    by ``gateway/beacon_request.py``, answers built by ``gateway/beacon_response.py``; the index is
-    queried through ``infra/discovery/query.py``.
+    with ``GET`` (query string; variant parameters where variants are answered) and ``POST``
+    (``beaconRequestBody``) at ``/{entry}``, ``/{entry}/{id}`` and the cross-links of the default
+    model's ``endpoints.json``. g_variants and datasets have paths of their own in the OpenAPI; the
+    four entry types answered alike share templated ones (``/{entry_type}/{id}/{target}``, an enum;
+    anything the model does not define is a 404). Requests are read by ``gateway/beacon_request.py``,
+    answers built by ``gateway/beacon_response.py``; the index is queried through
+    ``infra/discovery/query.py``.
 
 Who sees what (``run_query``)
     1. The request is read (400 for one this node cannot answer as asked).
@@ -588,14 +591,52 @@ async def beacon_filtering_terms(request: Request, skip: Skip = 0, limit: Limit 
 
 
 # -- entry type endpoints --------------------------------------------------------------------------------
+#
+# g_variants (variant parameters in GET too) and datasets (a collection) have paths of their own; the
+# other entry types, answered alike, share templated paths whose ``{entry_type}`` names them (an
+# ``enum`` in the OpenAPI; another value is a 404). So every URL of ``/map`` is documented, by fewer
+# operations. Order matters: a fixed path is registered before a template that would match it.
 
-def _query_routes(entry: EntryType) -> None:
-    """``/{entry}``, ``/{entry}/{id}`` and its cross-links, each with GET and POST."""
-    model = BeaconCollectionsResponse if entry.collection else BeaconResultsetsResponse
-    many = _query_responses(model, by_id=False)
-    one = _query_responses(model, by_id=True)
-    linked_doc = _query_responses(BeaconResultsetsResponse, by_id=True)
-    name = entry.path
+_QUERY_DOC = (
+    "Answered per dataset, by authorisation: records where the caller may read the dataset (a grant, or a public "
+    "dataset; audited), counts for an authenticated caller or a public dataset (1 up to the node's threshold "
+    "reported as the threshold, larger counts rounded up; `countPrecision`, `countAdjustedTo`), booleans "
+    "otherwise; never more than `requestedGranularity`. Each result set states its granularity in "
+    "`info.returnedGranularity`. Queries are budgeted per caller (429 with `Retry-After`). A query naming one "
+    "individual, sample or file is answered only from datasets whose records the caller may read.")
+ANSWERED_ALIKE = ("individuals", "biosamples", "runs", "analyses")
+WITH_VARIANTS = tuple(e.path for e in ENTRY_TYPES.values() if "g_variants" in e.lookups)
+"""Entry types with a ``/{entry_type}/{id}/g_variants`` cross-link."""
+LINKS = {(e.path, target) for e in ENTRY_TYPES.values() for target in e.lookups if target != "g_variants"}
+"""The other cross-links of the default model's endpoints (``/g_variants/{id}/individuals``, ...)."""
+
+
+def _entry_type(values: Sequence[str], what: str) -> Any:
+    return Annotated[str, Path(description=what, json_schema_extra={"enum": list(values)})]
+
+
+AlikeType = _entry_type(ANSWERED_ALIKE, "The entry type")
+WithVariantsType = _entry_type(WITH_VARIANTS, "The entry type of the entry whose variants are asked for")
+LinkFrom = _entry_type(sorted({f for f, _ in LINKS}), "The entry type of the entry linked from")
+LinkTo = _entry_type(sorted({t for _, t in LINKS}), "The entry type asked for (the default model's cross-links: "
+                     + ", ".join(f"{f}/{{id}}/{t}" for f, t in sorted(LINKS)) + ")")
+
+
+def _known(entry_type: str, values: Sequence[str]) -> str:
+    if entry_type not in values:
+        raise Problem(404, "not-found", f"no entry type {entry_type!r} here (one of {', '.join(values)})")
+    return entry_type
+
+
+def _add(path: str, endpoint: Any, method: str, name: str, summary: str, model: type[BaseModel], *,
+         by_id: bool) -> None:
+    router.add_api_route(path, endpoint, methods=[method], name=name, summary=f"{summary} ({method})",
+                         description=_QUERY_DOC, responses=_query_responses(model, by_id=by_id))
+
+
+def _own_routes(entry: EntryType) -> None:
+    """``/{path}`` and ``/{path}/{id}`` of g_variants (variant parameters in GET too) and datasets."""
+    name, model = entry.path, BeaconCollectionsResponse if entry.collection else BeaconResultsetsResponse
 
     if name == "g_variants":
         async def get_all(request: Request, body: GetBody) -> JSONResponse:
@@ -603,7 +644,7 @@ def _query_routes(entry: EntryType) -> None:
 
         async def get_one(request: Request, id: EntryId, body: GetBody) -> JSONResponse:  # noqa: A002
             return JSONResponse(await run_query(request, name, body, entry_id=id))
-    else:  # variant parameters in a POST body only, as the spec has them
+    else:
         async def get_all(request: Request, body: PlainGetBody) -> JSONResponse:  # type: ignore[misc]
             return JSONResponse(await run_query(request, name, body))
 
@@ -618,65 +659,19 @@ def _query_routes(entry: EntryType) -> None:
         return JSONResponse(await run_query(request, name, _posted(body), entry_id=id))
 
     what = f"{entry.name} ({entry.id})"
-    router.add_api_route(f"/{name}", get_all, methods=["GET"], name=f"beacon_{name}_get", responses=many,
-                         summary=f"{what}: query (GET)", description=_QUERY_DOC)
-    router.add_api_route(f"/{name}", post_all, methods=["POST"], name=f"beacon_{name}_post", responses=many,
-                         summary=f"{what}: query (POST)", description=_QUERY_DOC)
-    if entry.filtering_terms and not entry.collection:  # before /{id}: an entry called filtering_terms is shadowed
-        async def entry_terms(request: Request, skip: Skip = 0, limit: Limit = 0) -> JSONResponse:
-            return await filtering_terms_response(request, skip=skip, limit=limit, scope=entry.id)
-
-        async def entry_terms_post(request: Request, body: PostBody = None) -> JSONResponse:
-            pagination = read(_posted(body), entry_type=name, settings=request.app.state.settings)
-            return await filtering_terms_response(request, skip=pagination.skip, limit=pagination.limit,
-                                                  scope=entry.id)
-
-        for method, endpoint in (("GET", entry_terms), ("POST", entry_terms_post)):
-            router.add_api_route(f"/{name}/filtering_terms", endpoint, methods=[method],
-                                 name=f"beacon_{name}_filtering_terms_{method.lower()}", responses=_TERMS_DOC,
-                                 summary=f"Filtering terms of {entry.id} entries ({method})")
-    router.add_api_route(f"/{name}/{{id}}", get_one, methods=["GET"], name=f"beacon_{name}_one_get", responses=one,
-                         summary=f"{what}: one entry (GET)", description=_QUERY_DOC)
-    router.add_api_route(f"/{name}/{{id}}", post_one, methods=["POST"], name=f"beacon_{name}_one_post",
-                         responses=one, summary=f"{what}: one entry (POST)", description=_QUERY_DOC)
-    for target in entry.lookups:
-        _linked_routes(entry, target, linked_doc)
-    if entry.collection:
-        async def dataset_terms(request: Request, id: EntryId, skip: Skip = 0, limit: Limit = 0  # noqa: A002
-                                ) -> JSONResponse:
-            return await _dataset_terms(request, id, skip=skip, limit=limit)
-
-        async def dataset_terms_post(request: Request, id: EntryId, body: PostBody = None  # noqa: A002
-                                     ) -> JSONResponse:
-            pagination = read(_posted(body), entry_type=name, settings=request.app.state.settings)
-            return await _dataset_terms(request, id, skip=pagination.skip, limit=pagination.limit)
-
-        terms_doc = {**_TERMS_DOC, **problem_responses(404)}
-        for method, endpoint in (("GET", dataset_terms), ("POST", dataset_terms_post)):
-            router.add_api_route(f"/{name}/{{id}}/filtering_terms", endpoint, methods=[method],
-                                 name=f"beacon_{name}_one_filtering_terms_{method.lower()}", responses=terms_doc,
-                                 summary=f"Filtering terms of one dataset ({method})")
+    _add(f"/{name}", get_all, "GET", f"beacon_{name}_get", f"{what}: query", model, by_id=False)
+    _add(f"/{name}", post_all, "POST", f"beacon_{name}_post", f"{what}: query", model, by_id=False)
+    _add(f"/{name}/{{id}}", get_one, "GET", f"beacon_{name}_one_get", f"{what}: one entry", model, by_id=True)
+    _add(f"/{name}/{{id}}", post_one, "POST", f"beacon_{name}_one_post", f"{what}: one entry", model, by_id=True)
 
 
-def _linked_routes(entry: EntryType, target: str, responses: dict[int | str, dict[str, Any]]) -> None:
-    parent = entry.path
+async def _entry_terms(request: Request, skip: Skip = 0, limit: Limit = 0) -> JSONResponse:
+    return await filtering_terms_response(request, skip=skip, limit=limit, scope="individual")
 
-    if target == "g_variants":
-        async def get_linked(request: Request, id: EntryId, body: GetBody) -> JSONResponse:  # noqa: A002
-            return JSONResponse(await run_query(request, target, body, linked=(parent, id)))
-    else:
-        async def get_linked(request: Request, id: EntryId,  # type: ignore[misc]  # noqa: A002
-                             body: PlainGetBody) -> JSONResponse:
-            return JSONResponse(await run_query(request, target, body, linked=(parent, id)))
 
-    async def post_linked(request: Request, id: EntryId, body: PostBody = None) -> JSONResponse:  # noqa: A002
-        return JSONResponse(await run_query(request, target, _posted(body), linked=(parent, id)))
-
-    what = f"{ENTRY_TYPES[target].name} of one {entry.id}"
-    for method, endpoint in (("GET", get_linked), ("POST", post_linked)):
-        router.add_api_route(f"/{parent}/{{id}}/{target}", endpoint, methods=[method],
-                             name=f"beacon_{parent}_{target}_{method.lower()}", responses=responses,
-                             summary=f"{what} ({method})", description=_QUERY_DOC)
+async def _entry_terms_post(request: Request, body: PostBody = None) -> JSONResponse:
+    pagination = read(_posted(body), entry_type="individuals", settings=request.app.state.settings)
+    return await filtering_terms_response(request, skip=pagination.skip, limit=pagination.limit, scope="individual")
 
 
 async def _dataset_terms(request: Request, dataset_id: str, *, skip: int, limit: int) -> JSONResponse:
@@ -685,13 +680,94 @@ async def _dataset_terms(request: Request, dataset_id: str, *, skip: int, limit:
     return await filtering_terms_response(request, skip=skip, limit=limit)
 
 
-_QUERY_DOC = (
-    "Answered per dataset, by authorisation: records where the caller may read the dataset (a grant, or a public "
-    "dataset; audited), counts for an authenticated caller or a public dataset (1 up to the node's threshold "
-    "reported as the threshold, larger counts rounded up; `countPrecision`, `countAdjustedTo`), booleans "
-    "otherwise; never more than `requestedGranularity`. Each result set states its granularity in "
-    "`info.returnedGranularity`. Queries are budgeted per caller (429 with `Retry-After`). A query naming one "
-    "individual, sample or file is answered only from datasets whose records the caller may read.")
+async def _dataset_terms_get(request: Request, id: EntryId, skip: Skip = 0, limit: Limit = 0  # noqa: A002
+                             ) -> JSONResponse:
+    return await _dataset_terms(request, id, skip=skip, limit=limit)
 
-for _entry in ENTRY_TYPES.values():
-    _query_routes(_entry)
+
+async def _dataset_terms_post(request: Request, id: EntryId, body: PostBody = None) -> JSONResponse:  # noqa: A002
+    pagination = read(_posted(body), entry_type="datasets", settings=request.app.state.settings)
+    return await _dataset_terms(request, id, skip=pagination.skip, limit=pagination.limit)
+
+
+async def _alike_get(request: Request, entry_type: AlikeType, body: PlainGetBody) -> JSONResponse:
+    return JSONResponse(await run_query(request, _known(entry_type, ANSWERED_ALIKE), body))
+
+
+async def _alike_post(request: Request, entry_type: AlikeType, body: PostBody = None) -> JSONResponse:
+    return JSONResponse(await run_query(request, _known(entry_type, ANSWERED_ALIKE), _posted(body)))
+
+
+async def _alike_one_get(request: Request, entry_type: AlikeType, id: EntryId,  # noqa: A002
+                         body: PlainGetBody) -> JSONResponse:
+    return JSONResponse(await run_query(request, _known(entry_type, ANSWERED_ALIKE), body, entry_id=id))
+
+
+async def _alike_one_post(request: Request, entry_type: AlikeType, id: EntryId,  # noqa: A002
+                          body: PostBody = None) -> JSONResponse:
+    return JSONResponse(await run_query(request, _known(entry_type, ANSWERED_ALIKE), _posted(body), entry_id=id))
+
+
+async def _variants_of_get(request: Request, entry_type: WithVariantsType, id: EntryId,  # noqa: A002
+                           body: GetBody) -> JSONResponse:
+    linked = (_known(entry_type, WITH_VARIANTS), id)
+    return JSONResponse(await run_query(request, "g_variants", body, linked=linked))
+
+
+async def _variants_of_post(request: Request, entry_type: WithVariantsType, id: EntryId,  # noqa: A002
+                            body: PostBody = None) -> JSONResponse:
+    linked = (_known(entry_type, WITH_VARIANTS), id)
+    return JSONResponse(await run_query(request, "g_variants", _posted(body), linked=linked))
+
+
+def _link(entry_type: str, target: str) -> tuple[str, str]:
+    if (entry_type, target) not in LINKS:
+        raise Problem(404, "not-found", f"no cross-link {entry_type}/{{id}}/{target} here (the default model's: "
+                                        + ", ".join(f"{f}/{{id}}/{t}" for f, t in sorted(LINKS)) + ")")
+    return entry_type, target
+
+
+async def _linked_get(request: Request, entry_type: LinkFrom, id: EntryId, target: LinkTo,  # noqa: A002
+                      body: PlainGetBody) -> JSONResponse:
+    parent, wanted = _link(entry_type, target)
+    return JSONResponse(await run_query(request, wanted, body, linked=(parent, id)))
+
+
+async def _linked_post(request: Request, entry_type: LinkFrom, id: EntryId, target: LinkTo,  # noqa: A002
+                       body: PostBody = None) -> JSONResponse:
+    parent, wanted = _link(entry_type, target)
+    return JSONResponse(await run_query(request, wanted, _posted(body), linked=(parent, id)))
+
+
+def _register() -> None:
+    _own_routes(ENTRY_TYPES["g_variants"])
+    _own_routes(ENTRY_TYPES["datasets"])
+    terms_doc = {**_TERMS_DOC, **problem_responses(404)}
+    for method, endpoint in (("GET", _entry_terms), ("POST", _entry_terms_post)):
+        router.add_api_route("/individuals/filtering_terms", endpoint, methods=[method], responses=_TERMS_DOC,
+                             name=f"beacon_individuals_filtering_terms_{method.lower()}",
+                             summary=f"Filtering terms of individuals ({method})")
+    for method, endpoint in (("GET", _dataset_terms_get), ("POST", _dataset_terms_post)):
+        router.add_api_route("/datasets/{id}/filtering_terms", endpoint, methods=[method], responses=terms_doc,
+                             name=f"beacon_dataset_filtering_terms_{method.lower()}",
+                             summary=f"Filtering terms of one dataset ({method})")
+    alike = "Individuals, biosamples, runs or analyses"
+    _add("/{entry_type}", _alike_get, "GET", "beacon_entries_get", f"{alike}: query", BeaconResultsetsResponse,
+         by_id=True)
+    _add("/{entry_type}", _alike_post, "POST", "beacon_entries_post", f"{alike}: query", BeaconResultsetsResponse,
+         by_id=True)
+    _add("/{entry_type}/{id}", _alike_one_get, "GET", "beacon_entry_get", f"{alike}: one entry",
+         BeaconResultsetsResponse, by_id=True)
+    _add("/{entry_type}/{id}", _alike_one_post, "POST", "beacon_entry_post", f"{alike}: one entry",
+         BeaconResultsetsResponse, by_id=True)
+    _add("/{entry_type}/{id}/g_variants", _variants_of_get, "GET", "beacon_variants_of_get",
+         "Genomic variants of one entry", BeaconResultsetsResponse, by_id=True)
+    _add("/{entry_type}/{id}/g_variants", _variants_of_post, "POST", "beacon_variants_of_post",
+         "Genomic variants of one entry", BeaconResultsetsResponse, by_id=True)
+    _add("/{entry_type}/{id}/{target}", _linked_get, "GET", "beacon_linked_get", "Entries linked to one entry",
+         BeaconResultsetsResponse, by_id=True)
+    _add("/{entry_type}/{id}/{target}", _linked_post, "POST", "beacon_linked_post", "Entries linked to one entry",
+         BeaconResultsetsResponse, by_id=True)
+
+
+_register()

@@ -511,3 +511,13 @@ async def test_the_budget_is_per_window():
         refused(await client.get("/beacon/v2/individuals"), 429)
         now[0] = 60.0
         ok(await client.get("/beacon/v2/individuals"))
+
+
+async def test_entry_types_and_cross_links_the_model_does_not_define_are_404s():
+    async with beacon_app() as (client, index, _):
+        for path in ("/beacon/v2/cohorts", "/beacon/v2/cohorts/C1", "/beacon/v2/g_variants/21-1-A-G/runs",
+                     "/beacon/v2/runs/R1/individuals", "/beacon/v2/cohorts/C1/g_variants"):
+            for method in ("GET", "POST"):
+                response = await client.request(method, path, **({"json": {}} if method == "POST" else {}))
+                assert "no entry type" in refused(response, 404)["detail"] or "no cross-link" in response.text
+    assert index.searches == []
