@@ -307,7 +307,7 @@ def body_from_parameters(*, variant: Mapping[str, Any], filters: Sequence[str] |
                          granularity: str | None, include: str | None, test_mode: bool | None,
                          requested_schema: str | None) -> dict[str, Any]:
     """A GET's query string (already typed by the route) as the equivalent ``beaconRequestBody``."""
-    parameters: dict[str, Any] = {k: v for k, v in variant.items() if v is not None}
+    parameters: dict[str, Any] = {k: v for k, v in variant.items() if v is not None and v != []}
     for key in ("start", "end"):
         if key in parameters:
             parameters[key] = [int(p) for value in parameters[key] for p in str(value).split(",") if p != ""]

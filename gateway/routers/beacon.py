@@ -43,6 +43,7 @@ members beside them (``gateway/problems.py``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -444,26 +445,30 @@ def _query_responses(model: type[BaseModel], *, by_id: bool) -> dict[int | str, 
 
 
 # -- GET parameters ---------------------------------------------------------------------------------
+#
+# Lists are declared without ``| None``: a query string cannot tell a list from anything else, and a
+# fuzzer that sends ``filters=false`` as "not an array" would find it accepted as the filter "false".
 
+IDS = r"^[A-Za-z0-9][^,]*(,[A-Za-z0-9][^,]*)*$"
 Coordinates = list[Annotated[str, Field(pattern=r"^[0-9]{1,10}(,[0-9]{1,10})?$")]]
-Bases = Annotated[str | None, Query(max_length=1000, pattern=r"^[ACGTNacgtn]*$")]
-Text = Annotated[str | None, Query(max_length=256)]
-Length = Annotated[int | None, Query(ge=0, le=MAX_POSITION)]
+Bases = Annotated[str, Query(max_length=1000, pattern=r"^[ACGTNacgtn]*$")]
+Text = Annotated[str, Query(max_length=256)]
+Length = Annotated[int, Query(ge=0, le=MAX_POSITION)]
 
 
 def common_query(
     requestedSchema: Text = None,  # noqa: N803 - the spec's names
-    skip: Annotated[int | None, Query(ge=0, le=MAX_SKIP, description="Pages to skip")] = None,
-    limit: Annotated[int | None, Query(ge=0, le=MAX_LIMIT, description="Records per dataset (0: the most allowed)")]
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Pages to skip")] = None,
+    limit: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="Records per dataset (0: the most allowed)")]
     = None,
-    includeResultsetResponses: Annotated[Literal["ALL", "HIT", "MISS", "NONE"] | None, Query()] = None,  # noqa: N803
-    requestedGranularity: Annotated[Literal["boolean", "count", "record"] | None, Query()] = None,  # noqa: N803
-    testMode: Annotated[bool | None, Query()] = None,  # noqa: N803
-    filters: Annotated[list[Annotated[str, Field(max_length=256)]] | None, Query(
+    includeResultsetResponses: Annotated[Literal["ALL", "HIT", "MISS", "NONE"], Query()] = None,  # noqa: N803
+    requestedGranularity: Annotated[Literal["boolean", "count", "record"], Query()] = None,  # noqa: N803
+    testMode: Annotated[bool, Query()] = None,  # noqa: N803
+    filters: Annotated[list[Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z][^,]*(,[A-Za-z][^,]*)*$")]], Query(
         description="Filter ids, comma-separated or repeated; `field<value` (`= < > ! <= >=`) for an alphanumeric "
-                    "one")] = None,
-    datasetIds: Annotated[list[Annotated[str, Field(max_length=256)]] | None, Query(  # noqa: N803
-        description="Only these datasets (comma-separated or repeated)")] = None,
+                    "one")] = [],  # noqa: B006 - FastAPI copies defaults; a list, not `| None`: see below
+    datasetIds: Annotated[list[Annotated[str, Field(max_length=256, pattern=IDS)]], Query(  # noqa: N803
+        description="Only these datasets (comma-separated or repeated)")] = [],  # noqa: B006
 ) -> dict[str, Any]:
     """The query string every entry endpoint takes, as keyword arguments of ``body_from_parameters``."""
     return {"filters": filters, "dataset_ids": datasetIds, "skip": skip, "limit": limit,
@@ -475,11 +480,12 @@ CommonQuery = Annotated[dict[str, Any], Depends(common_query)]
 
 
 def get_body(
+    request: Request,
     common: CommonQuery,
-    referenceName: Annotated[str | None, Query(max_length=100)] = None,  # noqa: N803
-    start: Annotated[Coordinates | None, Query(description="0-based: one (sequence or range query) or two values "
-                                                           "(bracket), comma-separated")] = None,
-    end: Annotated[Coordinates | None, Query(description="0-based, exclusive: one or two values")] = None,
+    referenceName: Annotated[str, Query(max_length=100)] = None,  # noqa: N803
+    start: Annotated[Coordinates, Query(description="0-based: one (sequence or range query) or two values "
+                                                    "(bracket), comma-separated")] = [],  # noqa: B006
+    end: Annotated[Coordinates, Query(description="0-based, exclusive: one or two values")] = [],  # noqa: B006
     referenceBases: Bases = None,  # noqa: N803
     alternateBases: Bases = None,  # noqa: N803
     variantType: Text = None,  # noqa: N803
@@ -487,14 +493,15 @@ def get_body(
     variantMaxLength: Length = None,  # noqa: N803
     assemblyId: Text = None,  # noqa: N803
     genomicAlleleShortForm: Text = None,  # noqa: N803
-    allele: Annotated[str | None, Query(max_length=256, description="genomicAlleleShortForm (the spec's GET name)")
+    allele: Annotated[str, Query(max_length=256, description="genomicAlleleShortForm (the spec's GET name)")
                       ] = None,
-    geneId: Annotated[str | None, Query(  # noqa: N803
+    geneId: Annotated[str, Query(  # noqa: N803
         max_length=256, description="Not supported (see /configuration): 400")] = None,
-    aminoacidChange: Annotated[str | None, Query(  # noqa: N803
+    aminoacidChange: Annotated[str, Query(  # noqa: N803
         max_length=256, description="Not supported: 400")] = None,
 ) -> dict[str, Any]:
     """A GET query string with variant parameters (where variants are returned) as its ``beaconRequestBody``."""
+    _only(request, VARIANT_QUERY)
     variant = {"referenceName": referenceName, "start": start, "end": end, "referenceBases": referenceBases,
                "alternateBases": alternateBases, "variantType": variantType, "variantMinLength": variantMinLength,
                "variantMaxLength": variantMaxLength, "assemblyId": assemblyId,
@@ -503,9 +510,22 @@ def get_body(
     return body_from_parameters(variant=variant, **common)
 
 
-def get_plain_body(common: CommonQuery) -> dict[str, Any]:
+def get_plain_body(request: Request, common: CommonQuery) -> dict[str, Any]:
     """A GET query string without variant parameters (the spec's GET for individuals, biosamples, ...)."""
+    _only(request, COMMON_QUERY)
     return body_from_parameters(variant={}, **common)
+
+
+COMMON_QUERY = frozenset(inspect.signature(common_query).parameters) - {"request"}
+VARIANT_QUERY = COMMON_QUERY | (frozenset(inspect.signature(get_body).parameters) - {"request", "common"})
+
+
+def _only(request: Request, known: frozenset[str]) -> None:
+    """A query parameter this endpoint does not take is refused: a typo never widens a query unseen."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise invalid(f"this endpoint takes no query parameter {', '.join(unknown)} (it takes "
+                      f"{', '.join(sorted(known))})")
 
 
 GetBody = Annotated[dict[str, Any], Depends(get_body)]
