@@ -8,7 +8,10 @@ releases the dataset; 8. a researcher reads it; 9. access: an application checke
 against DUO, decided by two DACs, a passport, an audited controlled read, a central
 grant vetoed (``genomebus.demo_access``); 10. storage: the granted researcher fetches
 over DRS and htsget and receives a Crypt4GH copy, an ungranted one is refused, both audited
-(``genomebus.demo_storage``); 11. an auditor reads a file's history from the log.
+(``genomebus.demo_storage``); 11. discovery: the Beacon answers yes/no anonymously, counts to a
+researcher, records to the granted one, and a federated query asks FI and a second local node, SE,
+started beside it in the background at step 1 (``genomebus.demo_discovery``); 12. an auditor reads
+a file's history from the log.
 """
 
 from __future__ import annotations
@@ -108,6 +111,9 @@ def run_demo(settings: Settings, console: Console) -> int:
     started = time.monotonic()
     gateway_url = start_detached(settings)
     out(f"   running; gateway at {gateway_url} ({time.monotonic() - started:.1f}s)")
+    from genomebus.demo_discovery import SecondNode
+
+    second = SecondNode(settings, data).start()  # a second node, SE, starts beside FI while FI's chapters run
 
     with httpx.Client(base_url=gateway_url, timeout=10) as http:
         info = http.get("/service-info").json()
@@ -204,6 +210,13 @@ def run_demo(settings: Settings, console: Console) -> int:
 
         if not storage_story(settings, dataset_id, say, out, hint):
             out("[red]the storage chapter did not end as it should[/red]")
+            return 1
+
+        from genomebus.demo_access import SECOND
+        from genomebus.demo_discovery import discovery_story
+
+        if not discovery_story(settings, data, [dataset_id, SECOND], second, say, out, hint):
+            out("[red]the discovery chapter did not end as it should[/red]")
             return 1
 
     say("An auditor reads the history of the BAM file from the log itself")

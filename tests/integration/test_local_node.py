@@ -179,3 +179,16 @@ def httpx_get(settings: Settings, path: str) -> dict:
             assert response.status_code == 200, response.text
             return response.json()
         time.sleep(0.5)
+
+
+def test_the_demos_discovery_chapter_answers_by_who_asks_and_across_two_nodes(node, demo_runs) -> None:
+    settings, _ = node
+    for run in demo_runs:
+        out = run.stdout
+        assert "anonymous → boolean: found" in out, out
+        assert "(rounded up)" in out and "carol → count" in out, out
+        assert "GDI-FI-DATASET-001 (record): found" in out and "read audited: event" in out, out
+        assert "GDI-SE-DATASET-001 at SE (boolean): found" in out, out
+    assert "SE: it was already running" in demo_runs[1].stdout
+    peers = json.loads((settings.data_dir / "beacon-peers.json").read_text())
+    assert [p["name"] for p in peers] == ["SE"], "a second run adds SE to the peers file twice"
