@@ -434,10 +434,13 @@ async def test_a_query_this_beacon_cannot_answer_is_a_400_in_the_beacon_error_sh
 
 
 @pytest.mark.parametrize("params", [{"start": "x"}, {"limit": "-1"}, {"skip": str(10**9)},
-                                    {"requestedGranularity": "all"}, {"referenceBases": "XYZ"}])
+                                    {"requestedGranularity": "all"}, {"referenceBases": "XYZ"},
+                                    {"referenceName": "21", "strat": "100"}, {"filters": "1"}])
 async def test_a_bad_query_string_is_a_400(params):
     async with beacon_app() as (client, _, _):
-        refused(await client.get("/beacon/v2/g_variants", params=params), 400)
+        body = refused(await client.get("/beacon/v2/g_variants", params=params), 400)
+    if "strat" in params:  # a typo is refused, never ignored (the query would be wider than meant)
+        assert "no query parameter strat" in body["detail"]
 
 
 async def test_unknown_filters_are_reported_not_ignored():
