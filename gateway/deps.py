@@ -13,6 +13,7 @@ from genomebus.infra.identity import Principal
 from genomebus.infra.kafka import Publisher
 from genomebus.infra.settings import Settings
 from genomebus.infra.visas import VisaKeys
+from genomebus.schemas.access import AsRoles
 
 
 def _settings(request: Request) -> Settings:
@@ -51,3 +52,9 @@ EnforcerDep = Annotated[Enforcer, Depends(_enforcer)]
 VisaKeysDep = Annotated[VisaKeys, Depends(_visa_keys)]
 ArchiveDep = Annotated[Archive, Depends(_archive)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def as_roles(principal: Principal) -> AsRoles:
+    """The roles a command carries: the verified caller's at the moment of asking."""
+    return AsRoles(researcher=principal.researcher, steward=principal.steward, dacs=tuple(sorted(principal.dacs)),
+                   output_checker=principal.output_checker, operator=principal.operator)

@@ -95,6 +95,8 @@ class Principal:
     """``steward:<this node's id>``: a steward of another node is no steward here."""
     auditor: bool
     operator: bool
+    output_checker: bool
+    """``output_checker``: may review the airlock's output requests (never their own)."""
     dacs: frozenset[str]
     """The Data Access Committees the caller sits on, from ``dac_member:<DAC id>``."""
     expires_at: datetime
@@ -374,7 +376,7 @@ class Verifier:
         return Principal(
             user_id=_subject(claims), issuer=issuer, roles=frozenset(roles),
             researcher="researcher" in roles, steward=f"steward:{self.settings.node_id}" in roles,
-            auditor="auditor" in roles, operator="operator" in roles,
+            auditor="auditor" in roles, operator="operator" in roles, output_checker="output_checker" in roles,
             dacs=frozenset(r.removeprefix("dac_member:") for r in roles
                            if r.startswith("dac_member:") and len(r) > len("dac_member:")),
             expires_at=_datetime(claims["exp"], "exp"),

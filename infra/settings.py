@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     s3_inbox_bucket: str = "genomebus-inbox"
     s3_archive_bucket: str = "genomebus-archive"
+    s3_quarantine_bucket: str = Field(
+        "genomebus-quarantine", description="Task outputs awaiting the airlock (Crypt4GH); only the executor writes "
+                                            "and only the airlock worker reads it, never the gateway")
+    s3_outputs_bucket: str = Field(
+        "genomebus-outputs", description="Outputs the airlock released (Crypt4GH), served to their requester by DRS")
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int | None = None
@@ -171,6 +176,25 @@ class Settings(BaseSettings):
     beacon_peers_file: Path | None = Field(
         None, description="A JSON file of more peers ([{name, url, forward_credentials}]), re-read when it changes; "
                           "local default <data_dir>/beacon-peers.json, none in production unless set")
+
+    tes_max_cpu_cores: int = Field(2, ge=1, description="The most CPU cores one task may ask for")
+    tes_max_ram_gb: float = Field(4.0, gt=0, description="The most memory one task may ask for (also its limit)")
+    tes_max_disk_gb: float = Field(10.0, gt=0, description="The most work-directory space one task may ask for")
+    tes_max_wall_s: int = Field(
+        3600, ge=1, description="The longest a task may run (wall time); backend_parameters wall_s may ask for less")
+    tes_max_processes: int = Field(64, ge=1, description="The most processes a task may have at once")
+    tes_max_inputs_bytes: int = Field(
+        50 * 2**30, ge=0, description="The most input bytes one task may stage (413-like rejection beyond)")
+    tes_log_tail_bytes: int = Field(
+        65536, ge=1024, le=2**24, description="How much of each executor's stdout and stderr a task's log keeps")
+    executor_slots: int = Field(2, ge=1, le=256, description="Tasks one executor worker runs at once")
+    tasks_dir: Path | None = Field(
+        None, description="Where task work directories are made; local default <data_dir>/tasks. Must not be "
+                          "inside anything a task may not see")
+    airlock_min_cell_count: int = Field(
+        10, ge=1, description="Airlock: a table cell counting fewer (but more than 0) is a disclosure risk (ACRO)")
+    airlock_checkers_required: int = Field(
+        2, ge=1, le=10, description="Distinct output checkers, none the requester, who must approve an output")
 
     otel_exporter: Literal["none", "console", "otlp"] = "none"
 
@@ -311,6 +335,11 @@ class Settings(BaseSettings):
     def dataset_url(self, dataset_id: str) -> str:
         """A dataset's URL: the ``value`` of the visas that grant it."""
         return f"{self.gateway_url}/datasets/{dataset_id}"
+
+    @property
+    def tasks_path(self) -> Path:
+        """Where task work directories are made (``tasks_dir`` or ``<data_dir>/tasks``)."""
+        return self.tasks_dir if self.tasks_dir is not None else self.data_dir / "tasks"
 
     @property
     def beacon_peers_path(self) -> Path | None:

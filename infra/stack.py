@@ -534,7 +534,8 @@ class Supervisor:
 
         settings = self.settings_for_children()
         async with s3.client(settings) as client:
-            await s3.ensure_buckets(client, [KAFKA_BUCKET, settings.s3_inbox_bucket, settings.s3_archive_bucket])
+            await s3.ensure_buckets(client, [KAFKA_BUCKET, settings.s3_inbox_bucket, settings.s3_archive_bucket,
+                                           settings.s3_quarantine_bucket, settings.s3_outputs_bucket])
 
     async def prepare(self) -> None:
         from genomebus.infra import db, kafka

@@ -47,6 +47,8 @@ class AsRoles(_Value):
     researcher: bool = False
     steward: bool = Field(False, description="A data steward of this node")
     dacs: tuple[DacId, ...] = Field((), description="The DACs the asker is a member of")
+    output_checker: bool = Field(False, description="May review the airlock's output requests")
+    operator: bool = Field(False, description="An operator of this node")
 
 
 class ApplicationText(_Value):

@@ -16,6 +16,7 @@ from genomebus.schemas.access import ACCESS_COMMANDS, ACCESS_FACTS
 from genomebus.schemas.audit import AUDIT_EVENTS
 from genomebus.schemas.base import EventModel
 from genomebus.schemas.discovery import DISCOVERY_EVENTS
+from genomebus.schemas.processing import PROCESSING_COMMANDS, PROCESSING_FACTS
 from genomebus.schemas.reception import (
     RECEPTION_COMMANDS,
     CommandRejected,
@@ -66,7 +67,11 @@ CATALOGUE: dict[str, Topic] = {
               "close. Decided by the access decider, which publishes the facts or a rejection", ACCESS_COMMANDS),
         Topic("discovery", "Data Discovery: released datasets indexed for Beacon and the catalogue, and unindexed "
               "when withdrawn. Decided by the indexer", DISCOVERY_EVENTS),
-        Topic("processing", "Processing: tools registered, tasks and workflows run, outputs reviewed"),
+        Topic("processing", "Processing: tools registered and approved, tasks admitted and run in the sandbox, "
+              "outputs checked, reviewed and released by the airlock", PROCESSING_FACTS),
+        Topic("processing.commands", "Processing commands: register, approve, withdraw a tool version; ask for or "
+              "cancel a task; approve or reject an output. Decided by the tool registry, the scheduler and the "
+              "airlock", PROCESSING_COMMANDS),
         Topic("audit", "Every decision of the enforcement point: data accessed or access denied", AUDIT_EVENTS),
         Topic(DEAD_LETTER, "Messages a worker could not process: the error and the original bytes"),
     )

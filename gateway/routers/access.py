@@ -22,7 +22,7 @@ from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from genomebus.gateway.deps import PoolDep, PrincipalDep, PublisherDep, SettingsDep
+from genomebus.gateway.deps import PoolDep, PrincipalDep, PublisherDep, SettingsDep, as_roles
 from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.infra.identity import Principal
 from genomebus.infra.readmodels import access
@@ -34,7 +34,6 @@ from genomebus.schemas.access import (
     AccessSubmitRequested,
     AccessVetoRequested,
     ApplicationText,
-    AsRoles,
     UserId,
     veto_subject,
 )
@@ -326,8 +325,7 @@ async def get_command(command_id: Annotated[UUID, Path()], principal: PrincipalD
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-def _roles(principal: Principal) -> AsRoles:
-    return AsRoles(researcher=principal.researcher, steward=principal.steward, dacs=tuple(sorted(principal.dacs)))
+_roles = as_roles
 
 
 async def _decide(command: EventModel, principal: Principal, pool: Any, publisher: Any,

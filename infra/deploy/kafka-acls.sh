@@ -100,7 +100,7 @@ fi
 
 prefix="${GENOMEBUS_TOPIC_PREFIX:-genomebus.}"
 # The topic catalogue (genomebus.schemas.topics.CATALOGUE); tests/unit/test_deploy.py keeps them equal.
-contexts=(reception reception.commands access access.commands discovery processing audit deadletter)
+contexts=(reception reception.commands access access.commands discovery processing processing.commands audit deadletter)
 command_topics=()
 for c in "${contexts[@]}"; do
     [[ "$c" == *.commands ]] && command_topics+=("$prefix$c")

@@ -37,7 +37,7 @@ SEQUENCE = {"referenceName": "21", "start": [10000062], "referenceBases": "A", "
 
 def principal(user: str) -> Principal:
     return Principal(user_id=user, issuer="https://login.example.org", roles=frozenset({"researcher"}),
-                     researcher=True, steward=False, auditor=False, operator=False, dacs=frozenset(),
+                     researcher=True, steward=False, auditor=False, operator=False, output_checker=False, dacs=frozenset(),
                      expires_at=datetime.now(UTC) + timedelta(hours=1))
 
 

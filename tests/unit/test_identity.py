@@ -225,7 +225,7 @@ async def test_a_good_login_token_gives_its_subject_and_roles(
 
     assert principal == Principal(
         user_id="alice@example.org", issuer=LOGIN, roles=frozenset(roles), researcher=True, steward=steward,
-        auditor=False, operator=False, dacs=frozenset(dacs),
+        auditor=False, operator=False, output_checker=False, dacs=frozenset(dacs),
         expires_at=datetime.fromtimestamp(NOW + 300, UTC))
 
 
