@@ -51,7 +51,7 @@ def mount(source: str | None, target: str | Path, fstype: str | None, flags: int
            f"mount {source} on {target}")
 
 
-def bind(source: str | Path, target: Path, *, writable: bool = False) -> None:
+def bind(source: str | Path, target: Path, *, writable: bool = False, device: bool = False) -> None:
     """Bind ``source`` at ``target`` (made to match: a file or a folder), then make it read-only unless asked."""
     source = Path(source)
     if source.is_dir():
@@ -60,7 +60,7 @@ def bind(source: str | Path, target: Path, *, writable: bool = False) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.touch()
     mount(str(source), target, None, MS_BIND | MS_REC)
-    flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (0 if writable else MS_RDONLY)
+    flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (0 if device else MS_NODEV) | (0 if writable else MS_RDONLY)
     mount(None, target, None, flags)
 
 
@@ -85,7 +85,7 @@ def build_root(spec: dict[str, Any]) -> Path:
     dev = root / "dev"
     dev.mkdir()
     for name in DEVICES:
-        bind(f"/dev/{name}", dev / name, writable=True)
+        bind(f"/dev/{name}", dev / name, writable=True, device=True)
     (dev / "fd").symlink_to("/proc/self/fd")
     for i, name in enumerate(("stdin", "stdout", "stderr")):
         (dev / name).symlink_to(f"/proc/self/fd/{i}")
@@ -123,6 +123,8 @@ def run_command(spec: dict[str, Any], stdin_fd: int, stdout_fd: int, stderr_fd: 
             os.dup2(stderr_fd, 2)
             os.closerange(3, 65536)
             os.setsid()
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)  # Python ignores some; a program expects the defaults
             limits = spec["limits"]
             resource.setrlimit(resource.RLIMIT_AS, (limits["ram_bytes"], limits["ram_bytes"]))
             resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 1))

@@ -204,9 +204,13 @@ def test_a_busy_loop_past_the_cpu_time_is_stopped(task: Task) -> None:
 
 def test_a_file_past_the_size_limit_is_stopped(task: Task) -> None:
     limits = SandboxLimits(ram_bytes=1 * 2**30, cpu_s=30, wall_s=30, processes=16, file_bytes=2**20)
-    result, _, _ = task.run(["sh", "-c", "head -c 4000000 /dev/zero > /work/big"], limits=limits,
-                            runtime="posix-shell")
-    assert result.reason == "file_size" or result.exit_code != 0
+    result, _, err = task.python("open('/work/big', 'wb').write(open('/dev/zero', 'rb').read(4_000_000))",
+                                 limits=limits)
+    assert result.exit_code == 1 and "File too large" in err  # Python ignores SIGXFSZ and sees EFBIG
+    assert (task.work / "big").stat().st_size <= 2**20
+    # a program that does not ignore SIGXFSZ is stopped by it, writing its stdout (the capture) as well
+    result, _, _ = task.run(["head", "-c", "4000000", "/dev/zero"], limits=limits, runtime="posix-shell")
+    assert result.reason == "file_size" and result.signal == signal.SIGXFSZ
     assert (task.work / "big").stat().st_size <= 2**20
 
 
@@ -214,6 +218,13 @@ def test_cancel_stops_the_command(task: Task) -> None:
     result, _, _ = task.run(["sleep", "60"], runtime="posix-shell", cancel_after=0.5)
     assert result.reason == "cancelled"
     assert task_processes(task.uid) == []
+
+
+def test_the_devices_a_program_expects_work_and_no_others_exist(task: Task) -> None:
+    result, out, err = task.run(["sh", "-c", "head -c 4 /dev/zero | wc -c; head -c 4 /dev/urandom | wc -c; "
+                                             "echo x > /dev/null; ls /dev"], runtime="posix-shell")
+    assert result.ok, err
+    assert out.split() == ["4", "4", "fd", "full", "null", "random", "stderr", "stdin", "stdout", "urandom", "zero"]
 
 
 def test_a_command_that_does_not_exist_says_so(task: Task) -> None:
