@@ -19,6 +19,7 @@ WORKER_MODULES = {
     "access-decider": "genomebus.consumers.access_decider",
     "access-timer": "genomebus.consumers.access_timer",
     "indexer": "genomebus.consumers.indexer",
+    "tool-registry": "genomebus.consumers.tool_registry",
 }
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -47,6 +46,7 @@ import asyncpg
 from faststream import Context
 
 from genomebus.infra import db, kafka, telemetry
+from genomebus.infra.ledger import OutcomesLedger
 from genomebus.infra.projection import wait_for_position
 from genomebus.infra.readmodels import access, datasets
 from genomebus.infra.readmodels.access import AccessProjection
@@ -77,7 +77,7 @@ from genomebus.schemas.access import (
     veto_subject,
 )
 from genomebus.schemas.base import EventModel
-from genomebus.schemas.envelope import Envelope, decode, encode, new_envelope
+from genomebus.schemas.envelope import Envelope, new_envelope
 from genomebus.schemas.reception import Reason
 
 ACTOR = "worker:access-decider"
@@ -466,26 +466,11 @@ async def caught_up(settings: Settings, pool: asyncpg.Pool) -> None:
         raise Transient(str(exc)) from exc
 
 
-class Ledger:
+class Ledger(OutcomesLedger):
     """The outcomes of every command decided, so that a redelivery re-publishes them unchanged."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def outcomes(self, command_id: UUID) -> list[Envelope[Any]] | None:
-        row = await self.pool.fetchval(f"SELECT outcomes::text FROM {LEDGER} WHERE command_id = $1", command_id)
-        return [decode(json.dumps(o).encode()) for o in json.loads(row)] if row else None
-
-    async def record(self, command: Envelope[Any], outcomes: list[Envelope[Any]]) -> list[Envelope[Any]]:
-        """Keep the outcomes; if another attempt recorded some first, those win."""
-        await self.pool.execute(
-            f"INSERT INTO {LEDGER} (command_id, command_type, aggregate_id, outcomes) VALUES ($1, $2, $3, $4::jsonb) "
-            "ON CONFLICT (command_id) DO NOTHING",
-            command.id, command.type, command.subject, f"[{','.join(encode(o).decode() for o in outcomes)}]")
-        stored = await self.outcomes(command.id)
-        if stored is None:  # the row was just written or was already there: only a broken database gets here
-            raise RuntimeError(f"the outcomes of command {command.id} vanished from the ledger")
-        return stored
+        super().__init__(pool, LEDGER)
 
 
 async def decide_command(command: Envelope[Any], settings: Settings, pool: asyncpg.Pool,

@@ -24,6 +24,7 @@ from genomebus.gateway.routers import (
     passports,
     records,
     service_info,
+    trs,
 )
 from genomebus.infra import db, s3, telemetry
 from genomebus.infra.archive_store import Archive
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(beacon_federated.router)  # before beacon: /beacon/v2/federated/... is its own
     app.include_router(beacon.router)
     app.include_router(catalogue.router)
+    app.include_router(trs.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app
 

@@ -107,6 +107,11 @@ def _drs_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
     return {"msg": body["detail"], "status_code": body["status"], **body}
 
 
+def _trs_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
+    """TRS 2 ``Error``: ``code`` is the HTTP status, ``message`` the detail."""
+    return {"code": body["status"], "message": body["detail"], **body}
+
+
 def _htsget_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
     name = body.get("htsget_error") or HTSGET_ERRORS.get(body["status"], "InternalServerError")
     return {"htsget": {"error": name, "message": body["detail"]}}
@@ -127,13 +132,19 @@ def _beacon_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
 
 
 DIALECTS: tuple[tuple[str, Any], ...] = (("/ga4gh/drs/v1", _drs_body), ("/htsget/v1", _htsget_body),
-                                         ("/beacon/v2", _beacon_body))
+                                         ("/beacon/v2", _beacon_body), ("/ga4gh/trs/v2", _trs_body))
 
 DIALECT_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "/ga4gh/drs/v1": ("DrsError", {
         "title": "DrsError", "type": "object", "required": ["msg", "status_code"],
         "description": "DRS 1.5 `Error` (msg, status_code), with the RFC 7807 members beside it",
         "properties": {"msg": {"type": "string"}, "status_code": {"type": "integer"},
+                       "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                       "detail": {"type": "string"}, "instance": {"type": "string"}}}),
+    "/ga4gh/trs/v2": ("TrsError", {
+        "title": "TrsError", "type": "object", "required": ["code"],
+        "description": "TRS 2 `Error` (code, message), with the RFC 7807 members beside it",
+        "properties": {"code": {"type": "integer"}, "message": {"type": "string"},
                        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                        "detail": {"type": "string"}, "instance": {"type": "string"}}}),
     "/htsget/v1": ("HtsgetError", {

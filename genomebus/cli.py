@@ -1081,6 +1081,8 @@ from genomebus.cli_fetch import fetch  # noqa: E402
 app.command("fetch")(fetch)
 from genomebus.cli_discover import discover  # noqa: E402
 app.command("discover")(discover)
+from genomebus.cli_tools import tool_app  # noqa: E402
+app.add_typer(tool_app, name="tool")
 
 
 def main() -> NoReturn:

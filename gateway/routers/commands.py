@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from genomebus.gateway.deps import PoolDep
 from genomebus.gateway.problems import Problem, problem_responses
-from genomebus.infra.readmodels import datasets
+from genomebus.infra.readmodels import datasets, tools
 
 router = APIRouter(tags=["commands"])
 
@@ -50,9 +50,13 @@ class Command(BaseModel):
 @router.get("/commands/{command_id}", response_model=Command, responses=problem_responses(404, 503))
 async def get_command(pool: PoolDep, command_id: Annotated[UUID, Path(description="The command event's id")]
                       ) -> Command:
-    """A reception command's status and outcome; 404 until the command or its outcome is projected."""
+    """A reception or tool command's status and outcome; 404 until the command or its outcome is projected."""
     async with pool.acquire() as conn:
         row = await datasets.get_command(conn, command_id)
+        if row is None:
+            row = await tools.get_command(conn, command_id)
+            if row is not None:
+                row = {**row, "dataset_id": None, "warnings": []}
     if row is None:
         raise Problem(404, "command-not-found", f"no command {command_id} on this node (yet)")
     return Command(id=row["command_id"], type=row["type"], dataset_id=row["dataset_id"],

@@ -12,7 +12,8 @@
 # gateway writes it, and nobody may alter or delete it.
 #
 #   principal                          writes                                  reads (consumer group)
-#   User:genomebus-client              genomebus.reception.commands            -
+#   User:genomebus-client              genomebus.reception.commands,           -
+#                                      genomebus.processing.commands (tools)
 #   User:genomebus-gateway             every genomebus.*.commands topic,       -
 #                                      genomebus.audit (its decisions)
 #   User:genomebus-reception-decider   genomebus.reception, .deadletter        genomebus.reception.commands
@@ -26,6 +27,9 @@
 #                                                                              (end offsets)
 #   User:genomebus-access-timer        genomebus.access.commands (expire)      - (reads PostgreSQL)
 #   User:genomebus-indexer             genomebus.discovery, .deadletter        genomebus.reception (genomebus-indexer)
+#   User:genomebus-tool-registry       genomebus.processing, .deadletter       genomebus.processing.commands
+#                                                                              (genomebus-tool-registry),
+#                                                                              genomebus.processing (end offsets)
 #   User:genomebus-projector           genomebus.deadletter                    genomebus.reception, .reception.commands,
 #                                                                              .access, .access.commands
 #                                                                              (genomebus-projection-*, prefixed)
@@ -142,7 +146,7 @@ group() {  # group ROLE NAME literal|prefixed: join the consumer group and commi
 }
 
 # Clients: commands only (their files go to the S3 inbox, their reads to the gateway).
-writes client "${prefix}reception.commands"
+writes client "${prefix}reception.commands" "${prefix}processing.commands"
 
 # The gateway publishes commands on behalf of API callers (for access commands: after verifying the
 # researcher's or DAC member's token) and is the enforcement point: it alone writes the audit topic.
@@ -177,9 +181,16 @@ reads indexer "${prefix}reception"
 group indexer genomebus-indexer literal
 writes indexer "${prefix}discovery" "${prefix}deadletter"
 
+# Processing: the tool registry turns tool commands (from stewards' clients) into facts or rejections; it
+# reads the end offsets of genomebus.processing (a fetch) to wait for the tools read model.
+reads tool-registry "${prefix}processing.commands" "${prefix}processing"
+group tool-registry genomebus-tool-registry literal
+writes tool-registry "${prefix}processing" "${prefix}deadletter"
+
 # The projector folds facts (and commands, for the datasets and access read models) into PostgreSQL;
 # one group per read model, so the prefix covers the read models to come.
-reads projector "${prefix}reception" "${prefix}reception.commands" "${prefix}access" "${prefix}access.commands"
+reads projector "${prefix}reception" "${prefix}reception.commands" "${prefix}access" "${prefix}access.commands" \
+    "${prefix}processing" "${prefix}processing.commands"
 group projector genomebus-projection- prefixed
 writes projector "${prefix}deadletter"
 

@@ -40,7 +40,7 @@ COMMAND_TOPICS = {t(c) for c in CATALOGUE if c.endswith(".commands")}
 
 # principals.md: principal -> (topics read, topics written, groups read as (name, pattern type)).
 TABLE: dict[str, tuple[set[str], set[str], set[tuple[str, str]]]] = {
-    CLIENT: (set(), {t("reception.commands")}, set()),
+    CLIENT: (set(), {t("reception.commands"), t("processing.commands")}, set()),
     # The gateway publishes every context's commands and is the enforcement point: it writes the audit topic.
     GATEWAY: (set(), COMMAND_TOPICS | {t("audit")}, set()),
     user("reception-decider"): ({t("reception.commands"), t("reception")}, {t("reception"), t(DEAD_LETTER)},
@@ -51,7 +51,10 @@ TABLE: dict[str, tuple[set[str], set[str], set[tuple[str, str]]]] = {
                              {("genomebus-access-decider", "literal")}),
     user("access-timer"): (set(), {t("access.commands")}, set()),
     user("indexer"): ({t("reception")}, {t("discovery"), t(DEAD_LETTER)}, {("genomebus-indexer", "literal")}),
-    user("projector"): ({t("reception"), t("reception.commands"), t("access"), t("access.commands")},
+    user("tool-registry"): ({t("processing.commands"), t("processing")}, {t("processing"), t(DEAD_LETTER)},
+                            {("genomebus-tool-registry", "literal")}),
+    user("projector"): ({t("reception"), t("reception.commands"), t("access"), t("access.commands"),
+                         t("processing"), t("processing.commands")},
                         {t(DEAD_LETTER)}, {("genomebus-projection-", "prefixed")}),
     AUDITOR: ({t(c) for c in CATALOGUE}, set(), set()),
 }
