@@ -130,6 +130,23 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _processes_of(uid: int) -> bool:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    return True
+    return False
+
+
+async def _until_gone(uid: int, within_s: float = 5.0) -> None:
+    """Wait until the kernel has reaped every process of the task's uid (killing is immediate, reaping is not),
+    so that a slot's next task never overlaps the last one."""
+    deadline = time.monotonic() + within_s
+    while _processes_of(uid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 async def run(job: SandboxRun, cancel: asyncio.Event | None = None) -> SandboxResult:
     """Run ``job`` to its end, its wall time, or ``cancel``; never raises for what the command does."""
     problem = available()
@@ -175,6 +192,7 @@ async def run(job: SandboxRun, cancel: asyncio.Event | None = None) -> SandboxRe
         with contextlib.suppress(ProcessLookupError):
             process.kill()  # unshare dies; --kill-child kills PID 1 of the task; the kernel, the rest
         await process.wait()
+        await _until_gone(job.uid)
     stderr = (await process.stderr.read()).decode(errors="replace").strip() if process.stderr else ""
     with os.fdopen(status_read) as f:
         line = f.readline()
