@@ -27,7 +27,7 @@ class _Decision(EventModel):
                                    description="Method and path of what was asked for, without the query")]
     reason: ReasonCode
     grant_id: str | None = Field(None, description="The grant (or central visa id) that allowed it")
-    credential: Literal["bearer", "passport", "visa", "none", "public", "data_url"] = "none"
+    credential: Literal["bearer", "passport", "visa", "none", "public", "data_url", "task"] = "none"
     issuer: str | None = Field(None, description="Who vouched for the grant: this node, or a central issuer")
     object_id: str | None = Field(None, max_length=200, description="The object read (DRS id), if one was named")
     byte_range: str | None = Field(None, max_length=1000,

@@ -12,10 +12,12 @@ from genomebus.infra.projection import Projection, ensure_schema
 from genomebus.infra.readmodels.access import AccessProjection
 from genomebus.infra.readmodels.datasets import DatasetsProjection
 from genomebus.infra.readmodels.files import FilesProjection
+from genomebus.infra.readmodels.tasks import TasksProjection
 from genomebus.infra.readmodels.tools import ToolsProjection
 
 READ_MODELS: dict[str, Projection] = {p.name: p for p in (DatasetsProjection(), FilesProjection(),
-                                                               AccessProjection(), ToolsProjection())}
+                                                               AccessProjection(), ToolsProjection(),
+                                                               TasksProjection())}
 """Every read model by name: what the projector runs, replay rebuilds and migrations create."""
 
 
