@@ -20,6 +20,8 @@ WORKER_MODULES = {
     "access-timer": "genomebus.consumers.access_timer",
     "indexer": "genomebus.consumers.indexer",
     "tool-registry": "genomebus.consumers.tool_registry",
+    "scheduler": "genomebus.consumers.scheduler",
+    "executor": "genomebus.consumers.executor",
 }
 
 

@@ -23,6 +23,15 @@ WORK = "/work"
 """Where the task's work directory is inside the sandbox: every TES input and output path is under it."""
 
 
+def inside_work(path: str) -> bool:
+    """Whether a TES path is absolute, under /work, and free of '..' (every input and output path must be)."""
+    from pathlib import PurePosixPath
+
+    pure = PurePosixPath(path)
+    return pure.is_absolute() and ".." not in pure.parts and (pure == PurePosixPath(WORK) or
+                                                               pure.is_relative_to(WORK))
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run tasks at all (its sandbox cannot be built, its cluster is unreachable)."""
 
