@@ -24,6 +24,7 @@ from genomebus.gateway.routers import (
     passports,
     records,
     service_info,
+    tes,
     trs,
 )
 from genomebus.infra import db, s3, telemetry
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(beacon.router)
     app.include_router(catalogue.router)
     app.include_router(trs.router)
+    app.include_router(tes.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app
 

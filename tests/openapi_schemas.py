@@ -12,6 +12,8 @@ import yaml
 
 from tests.data import REPO
 
+_SERVICE_TYPE = {"type": "object", "required": ["group", "artifact", "version"],
+                 "properties": {k: {"type": "string"} for k in ("group", "artifact", "version")}}
 _SERVICE = {"type": "object", "required": ["id", "name", "type", "organization", "version"],
             "properties": {"type": {"type": "object", "required": ["group", "artifact", "version"]},
                            "organization": {"type": "object", "required": ["name", "url"]}}}
@@ -26,11 +28,11 @@ def _resolve(node: Any, components: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         if "$ref" in node:
             ref = node["$ref"]
-            if not ref.startswith("#/components/"):
-                return _SERVICE
+            if not ref.startswith("#/components/"):  # service-info's own schemas, on the web
+                return _SERVICE_TYPE if ref.endswith("/ServiceType") else _SERVICE
             section, name = ref.removeprefix("#/components/").split("/")
             return _resolve(components[section][name], components)
-        return {k: _resolve(v, components) for k, v in node.items()}
+        return {k: _resolve(v, components) for k, v in node.items() if k not in ("example", "examples")}
     if isinstance(node, list):
         return [_resolve(v, components) for v in node]
     return node
