@@ -8,8 +8,8 @@
 # Data Access Management: researchers and DAC members act through the gateway, which verifies their
 # token before it publishes their command on genomebus.access.commands (clients cannot write it); the
 # access timer adds expire commands (access.expire_requested); only the access decider writes genomebus.access. The audit topic
-# holds the decisions of the gateway's enforcement point (data.accessed, data.access_denied): only the
-# gateway writes it, and nobody may alter or delete it.
+# holds the decisions of the gateway's enforcement point (data.accessed, data.access_denied) and the
+# scheduler's for the inputs of tasks: only those two write it, and nobody may alter or delete it.
 #
 #   principal                          writes                                  reads (consumer group)
 #   User:genomebus-client              genomebus.reception.commands,           -
@@ -30,6 +30,10 @@
 #   User:genomebus-tool-registry       genomebus.processing, .deadletter       genomebus.processing.commands
 #                                                                              (genomebus-tool-registry),
 #                                                                              genomebus.processing (end offsets)
+#   User:genomebus-executor            genomebus.processing, .deadletter       genomebus.processing (genomebus-executor)
+#   User:genomebus-scheduler           genomebus.processing, .audit,           genomebus.processing.commands
+#                                      .deadletter                             (genomebus-scheduler); .processing,
+#                                                                              .reception, .access (end offsets)
 #   User:genomebus-projector           genomebus.deadletter                    genomebus.reception, .reception.commands,
 #                                                                              .access, .access.commands
 #                                                                              (genomebus-projection-*, prefixed)
@@ -149,7 +153,7 @@ group() {  # group ROLE NAME literal|prefixed: join the consumer group and commi
 writes client "${prefix}reception.commands" "${prefix}processing.commands"
 
 # The gateway publishes commands on behalf of API callers (for access commands: after verifying the
-# researcher's or DAC member's token) and is the enforcement point: it alone writes the audit topic.
+# researcher's or DAC member's token) and is the enforcement point: it writes the audit topic (the scheduler too, for the inputs of tasks).
 # It reads PostgreSQL, not Kafka.
 writes gateway "${command_topics[@]}" "${prefix}audit"
 
@@ -186,6 +190,17 @@ writes indexer "${prefix}discovery" "${prefix}deadletter"
 reads tool-registry "${prefix}processing.commands" "${prefix}processing"
 group tool-registry genomebus-tool-registry literal
 writes tool-registry "${prefix}processing" "${prefix}deadletter"
+
+# The scheduler admits TES tasks; a task reading an archived object is a controlled access, so it
+# writes its decision for each input on the audit topic, as the gateway's enforcement point does.
+reads scheduler "${prefix}processing.commands" "${prefix}processing" "${prefix}reception" "${prefix}access"
+group scheduler genomebus-scheduler literal
+writes scheduler "${prefix}processing" "${prefix}audit" "${prefix}deadletter"
+
+# The executor runs admitted tasks and says how they go (states, logs, result.ready).
+reads executor "${prefix}processing"
+group executor genomebus-executor literal
+writes executor "${prefix}processing" "${prefix}deadletter"
 
 # The projector folds facts (and commands, for the datasets and access read models) into PostgreSQL;
 # one group per read model, so the prefix covers the read models to come.

@@ -53,6 +53,9 @@ TABLE: dict[str, tuple[set[str], set[str], set[tuple[str, str]]]] = {
     user("indexer"): ({t("reception")}, {t("discovery"), t(DEAD_LETTER)}, {("genomebus-indexer", "literal")}),
     user("tool-registry"): ({t("processing.commands"), t("processing")}, {t("processing"), t(DEAD_LETTER)},
                             {("genomebus-tool-registry", "literal")}),
+    user("scheduler"): ({t("processing.commands"), t("processing"), t("reception"), t("access")},
+                        {t("processing"), t("audit"), t(DEAD_LETTER)}, {("genomebus-scheduler", "literal")}),
+    user("executor"): ({t("processing")}, {t("processing"), t(DEAD_LETTER)}, {("genomebus-executor", "literal")}),
     user("projector"): ({t("reception"), t("reception.commands"), t("access"), t("access.commands"),
                          t("processing"), t("processing.commands")},
                         {t(DEAD_LETTER)}, {("genomebus-projection-", "prefixed")}),
@@ -172,7 +175,8 @@ def test_access_commands_go_through_the_gateway_and_only_it_writes_the_audit(gra
     # Researchers and DAC members act through the gateway, which verifies their token first.
     assert principals_with(grants, "Write", "topic", t("access.commands")) == {GATEWAY, user("access-timer")}
     assert principals_with(grants, "Write", "topic", t("access")) == {user("access-decider")}
-    assert principals_with(grants, "Write", "topic", t("audit")) == {GATEWAY}
+    # ... and the scheduler, whose admission of a task is a controlled read of its inputs.
+    assert principals_with(grants, "Write", "topic", t("audit")) == {GATEWAY, user("scheduler")}
     # The enforcement point's decisions are written, never read back, altered or deleted by the gateway.
     assert GATEWAY not in principals_with(grants, "Read", "topic", t("audit"))
     assert principals_with(grants, "Read", "topic", t("audit")) == {AUDITOR}
@@ -293,8 +297,9 @@ def test_compose_mounts_the_archive_key_read_only_where_it_decrypts_and_nowhere_
     holders = {name for name, service in services.items()
                if any("secrets/archive" in str(volume) for volume in service.get("volumes") or [])}
     # The archive worker encrypts and verifies; the gateway decrypts to serve DRS and htsget; the indexer
-    # decrypts the variant files it loads into the discovery index.
-    assert holders == {"archive", "gateway", "indexer"}
+    # decrypts the variant files it loads into the discovery index; the executor decrypts a task's inputs
+    # as it stages them (and encrypts its outputs for the quarantine).
+    assert holders == {"archive", "gateway", "indexer", "executor"}
     for name in holders:
         assert f"./secrets/archive:{target}:ro" in services[name]["volumes"], name
         assert "./secrets/kafka/ca.crt:/etc/genomebus/kafka-ca.crt:ro" in services[name]["volumes"], name
