@@ -22,6 +22,7 @@ WORKER_MODULES = {
     "tool-registry": "genomebus.consumers.tool_registry",
     "scheduler": "genomebus.consumers.scheduler",
     "executor": "genomebus.consumers.executor",
+    "airlock": "genomebus.consumers.airlock",
 }
 
 

@@ -31,6 +31,8 @@
 #                                                                              (genomebus-tool-registry),
 #                                                                              genomebus.processing (end offsets)
 #   User:genomebus-executor            genomebus.processing, .deadletter       genomebus.processing (genomebus-executor)
+#   User:genomebus-airlock             genomebus.processing, .deadletter       genomebus.processing, .processing.commands
+#                                                                              (genomebus-airlock)
 #   User:genomebus-scheduler           genomebus.processing, .audit,           genomebus.processing.commands
 #                                      .deadletter                             (genomebus-scheduler); .processing,
 #                                                                              .reception, .access (end offsets)
@@ -201,6 +203,11 @@ writes scheduler "${prefix}processing" "${prefix}audit" "${prefix}deadletter"
 reads executor "${prefix}processing"
 group executor genomebus-executor literal
 writes executor "${prefix}processing" "${prefix}deadletter"
+
+# The airlock checks finished tasks' outputs, decides the checkers' approvals and rejects, releases.
+reads airlock "${prefix}processing" "${prefix}processing.commands"
+group airlock genomebus-airlock literal
+writes airlock "${prefix}processing" "${prefix}deadletter"
 
 # The projector folds facts (and commands, for the datasets and access read models) into PostgreSQL;
 # one group per read model, so the prefix covers the read models to come.

@@ -10,6 +10,7 @@ import asyncpg
 
 from genomebus.infra.projection import Projection, ensure_schema
 from genomebus.infra.readmodels.access import AccessProjection
+from genomebus.infra.readmodels.airlock import AirlockProjection
 from genomebus.infra.readmodels.datasets import DatasetsProjection
 from genomebus.infra.readmodels.files import FilesProjection
 from genomebus.infra.readmodels.tasks import TasksProjection
@@ -17,7 +18,7 @@ from genomebus.infra.readmodels.tools import ToolsProjection
 
 READ_MODELS: dict[str, Projection] = {p.name: p for p in (DatasetsProjection(), FilesProjection(),
                                                                AccessProjection(), ToolsProjection(),
-                                                               TasksProjection())}
+                                                               TasksProjection(), AirlockProjection())}
 """Every read model by name: what the projector runs, replay rebuilds and migrations create."""
 
 

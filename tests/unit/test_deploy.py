@@ -56,6 +56,8 @@ TABLE: dict[str, tuple[set[str], set[str], set[tuple[str, str]]]] = {
     user("scheduler"): ({t("processing.commands"), t("processing"), t("reception"), t("access")},
                         {t("processing"), t("audit"), t(DEAD_LETTER)}, {("genomebus-scheduler", "literal")}),
     user("executor"): ({t("processing")}, {t("processing"), t(DEAD_LETTER)}, {("genomebus-executor", "literal")}),
+    user("airlock"): ({t("processing"), t("processing.commands")}, {t("processing"), t(DEAD_LETTER)},
+                      {("genomebus-airlock", "literal")}),
     user("projector"): ({t("reception"), t("reception.commands"), t("access"), t("access.commands"),
                          t("processing"), t("processing.commands")},
                         {t(DEAD_LETTER)}, {("genomebus-projection-", "prefixed")}),
@@ -298,8 +300,9 @@ def test_compose_mounts_the_archive_key_read_only_where_it_decrypts_and_nowhere_
                if any("secrets/archive" in str(volume) for volume in service.get("volumes") or [])}
     # The archive worker encrypts and verifies; the gateway decrypts to serve DRS and htsget; the indexer
     # decrypts the variant files it loads into the discovery index; the executor decrypts a task's inputs
-    # as it stages them (and encrypts its outputs for the quarantine).
-    assert holders == {"archive", "gateway", "indexer", "executor"}
+    # as it stages them (and encrypts its outputs for the quarantine); the airlock decrypts quarantined
+    # outputs to check them.
+    assert holders == {"archive", "gateway", "indexer", "executor", "airlock"}
     for name in holders:
         assert f"./secrets/archive:{target}:ro" in services[name]["volumes"], name
         assert "./secrets/kafka/ca.crt:/etc/genomebus/kafka-ca.crt:ro" in services[name]["volumes"], name
