@@ -7,6 +7,7 @@ The rules (``docs/airlock.md`` has them as a table), on ACRO's defaults (``acro`
 - Individual-level genomic data is ``block``: a VCF with sample columns (genotypes), BCF, BAM,
   CRAM, SAM, FASTQ, sniffed from the content (gzip/BGZF looked through), never from the name.
 - A table (CSV or TSV with a consistent number of columns):
+  - ``genotypes``: a column of genotypes (``0/1``, ``1|1``, at least half its cells) is ``block``;
   - ``threshold``: a count (a cell of an integer column) from 1 to ``min_cell_count - 1`` fails;
   - ``zeros``: a count of 0 is flagged (a zero can tell that nobody in a group has a trait);
   - ``dominance`` (N-K, N=2, K=0.9) and ``p_ratio`` (p=0.1), on magnitude columns (numbers that are
@@ -39,6 +40,7 @@ MAX_CELLS_LISTED = 50
 _ORDER: dict[Verdict, int] = {"pass": 0, "flag": 1, "fail": 2, "block": 3}
 _NOT_COUNTS = re.compile(r"^(pos|position|start|end|begin|stop|chrom|chr|contig|id|.*_id|year|length|len|rank|"
                          r"index|row)$", re.IGNORECASE)
+_GENOTYPE = re.compile(r"^(\d{1,2}|\.)([/|](\d{1,2}|\.))+(:.*)?$")  # 0/1, 1|1, ./., 0/1:35 (not dates)
 _MISSING = {"", "na", "nan", "null", "none", "."}
 
 
@@ -203,6 +205,12 @@ def check_table(text: str, rules: Rules = DEFAULT_RULES) -> list[RuleResult]:
     zeros: list[str] = []
     for col in range(width):
         cells = [(i, row[col].strip()) for i, row in enumerate(body, start)]
+        present = [c for _, c in cells if c.lower() not in _MISSING]
+        if present and sum(bool(_GENOTYPE.match(c)) for c in present) * 2 >= len(present):
+            findings.append(RuleResult(rule="genotypes", verdict="block", cells=(names[col],),
+                                       message=f"{names[col]}: genotypes (such as 0/1): individual-level data "
+                                               "never leaves the node"))
+            continue
         values = [(i, _number(c)) for i, c in cells if c.lower() not in _MISSING]
         if not values or any(v is None for _, v in values):
             continue  # a label column

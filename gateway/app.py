@@ -13,6 +13,7 @@ from genomebus.gateway import problems
 from genomebus.gateway.enforcement import Enforcer
 from genomebus.gateway.routers import (
     access,
+    airlock,
     beacon,
     beacon_federated,
     catalogue,
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalogue.router)
     app.include_router(trs.router)
     app.include_router(tes.router)
+    app.include_router(airlock.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app
 

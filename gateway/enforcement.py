@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime
 
 import asyncpg
@@ -235,6 +236,55 @@ class Enforcer:
             await self._deny(dataset_id, resource, _Denial(403, reason, _FORBIDDEN[reason].format(dataset_id)),
                              user_id=ticket.user_id, credential="data_url")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- released outputs of tasks: their owner alone ---------------------------------------------------
+
+    async def authorize_output(self, request: Request, output: dict[str, Any], *, read: Read = NO_READ) -> Allowed:
+        """Allow (and audit) a read of a released task output by its owner (a bearer token), or raise the
+        audited refusal: 401 without a valid token, 403 for anyone else. The audit event's dataset is the task."""
+        resource = _Resource(f"{request.method} {request.url.path}", read)
+        task_id, user_id = output["dataset_id"], None
+        try:
+            token = bearer_token(request)
+            if token is None:
+                await self._deny(task_id, resource, _Denial(401, "credentials_required", "a task's released output "
+                                 "is read with its owner's bearer token", challenge()), user_id=None, credential="none")
+            user_id = (await self.verifier.login(token)).user_id
+        except CredentialError as exc:
+            problem = _credential_problem(exc)
+            await self._deny(task_id, resource, _Denial(problem.status, exc.code, problem.detail, problem.headers,
+                                                        problem.code), user_id=None, credential="bearer")
+        if user_id != output["owner"]:
+            await self._deny(task_id, resource, _Denial(403, "not_owner", "only the researcher who ran the task may "
+                                                        "read its released outputs"), user_id=user_id,
+                             credential="bearer")
+        return await self._allow(task_id, resource, user_id=user_id, grant_id=None, credential="bearer",
+                                 issuer=self.settings.gateway_url, reason="output_owner")
+
+    async def authorize_output_url(self, request: Request, token: str | None, output: dict[str, Any], *,
+                                   read: Read = NO_READ) -> tuple[Allowed, DataTicket]:
+        """Allow (and audit) a read of a released output with a signed data URL issued to its owner."""
+        resource = _Resource(f"{request.method} {request.url.path}", read)
+        task_id = output["dataset_id"]
+        try:
+            if self.visa_keys is None:
+                raise data_urls.DataUrlError("invalid", "this gateway does not serve data URLs")
+            ticket = data_urls.verify(self.visa_keys, self.settings, token or "")
+        except data_urls.DataUrlError as exc:
+            await self._deny(task_id, resource, _Denial(
+                401, f"url_{exc.code}", str(exc), challenge("invalid_token"), f"url-{exc.code}"),
+                user_id=None, credential="data_url")
+        if ticket.object_id != output["drs_id"] or ticket.dataset_id != task_id:
+            await self._deny(task_id, resource, _Denial(401, "url_invalid", "this data URL is for another object",
+                                                        challenge("invalid_token"), "url-invalid"),
+                             user_id=ticket.user_id, credential="data_url")
+        if ticket.user_id != output["owner"]:
+            await self._deny(task_id, resource, _Denial(403, "not_owner", "only the researcher who ran the task may "
+                                                        "read its released outputs"), user_id=ticket.user_id,
+                             credential="data_url")
+        allowed = await self._allow(task_id, resource, user_id=ticket.user_id, grant_id=None, credential="data_url",
+                                    issuer=self.settings.gateway_url, reason="output_owner")
+        return allowed, ticket
 
     async def _allow_by_visas(self, conn: asyncpg.Connection, dataset_id: str, resource: _Resource, visas: list[Visa],
                               now: datetime) -> Allowed:

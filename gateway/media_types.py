@@ -40,6 +40,17 @@ def media_type(obj: dict[str, Any]) -> str:
     return OCTET_STREAM
 
 
+_OUTPUT_TYPES = {".tsv": "text/tab-separated-values", ".csv": "text/csv", ".txt": "text/plain",
+                 ".json": "application/json", ".gz": "application/gzip", ".pdf": "application/pdf",
+                 ".png": "image/png", ".svg": "image/svg+xml", ".html": "text/plain"}
+
+
+def output_media_type(filename: str) -> str:
+    """The media type of a task's released output, from its name; HTML is served as text, never rendered."""
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return _OUTPUT_TYPES.get(suffix, OCTET_STREAM)
+
+
 def content_disposition(filename: str) -> str:
     """``attachment`` with the file name, as RFC 6266 says: an ASCII fallback and the UTF-8 name."""
     fallback = "".join(c if 0x20 <= ord(c) < 0x7f and c not in '"\\' else "_" for c in filename) or "download"

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from genomebus.gateway.deps import PoolDep
 from genomebus.gateway.problems import Problem, problem_responses
-from genomebus.infra.readmodels import datasets, tools
+from genomebus.infra.readmodels import airlock, datasets, tools
 
 router = APIRouter(tags=["commands"])
 
@@ -54,7 +54,7 @@ async def get_command(pool: PoolDep, command_id: Annotated[UUID, Path(descriptio
     async with pool.acquire() as conn:
         row = await datasets.get_command(conn, command_id)
         if row is None:
-            row = await tools.get_command(conn, command_id)
+            row = await tools.get_command(conn, command_id) or await airlock.get_command(conn, command_id)
             if row is not None:
                 row = {**row, "dataset_id": None, "warnings": []}
     if row is None:

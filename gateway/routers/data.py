@@ -48,12 +48,12 @@ from fastapi.responses import Response, StreamingResponse
 from genomebus.gateway import ranges
 from genomebus.gateway.deps import ArchiveDep, EnforcerDep, PoolDep
 from genomebus.gateway.enforcement import Allowed, Enforcer, Read
-from genomebus.gateway.media_types import CRYPT4GH_MEDIA_TYPE, content_disposition, media_type
+from genomebus.gateway.media_types import CRYPT4GH_MEDIA_TYPE, content_disposition, media_type, output_media_type
 from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.infra import data_urls
 from genomebus.infra.archive_store import Archive, ArchivedObject, ArchiveFormatError
 from genomebus.infra.data_urls import DataTicket
-from genomebus.infra.readmodels import files
+from genomebus.infra.readmodels import airlock, files
 
 log = logging.getLogger("genomebus.gateway.data")
 
@@ -96,7 +96,7 @@ async def describe_object(request: Request, object_id: ObjectPath, enforcer: Enf
 async def _serve(request: Request, object_id: str, token: str | None, enforcer: Enforcer, pool: Any,
                  archive: Archive, *, head: bool) -> Response:
     async with pool.acquire() as conn:
-        obj = await files.drs_object(conn, object_id)
+        obj = await files.drs_object(conn, object_id) or await airlock.released_object(conn, object_id)
     if obj is None:
         raise Problem(404, "object-not-found", f"this node serves no object {object_id}")
     # Only the holder of a URL that verifies gets the object opened (its header read) before the decision.
@@ -113,9 +113,12 @@ async def _serve(request: Request, object_id: str, token: str | None, enforcer: 
         except ranges.RangeNotSatisfiable as exc:
             unsatisfiable = exc
     byte_range = ranges.describe(asked) if asked else (range_header[:200] if unsatisfiable else None)
-    allowed, ticket = await enforcer.authorize_data_url(
-        request, token, object_id=obj["drs_id"], dataset_id=obj["dataset_id"],
-        read=Read(object_id=obj["drs_id"], byte_range=byte_range))
+    read = Read(object_id=obj["drs_id"], byte_range=byte_range)
+    if obj["access_rights"] == "owner":  # a task's released output
+        allowed, ticket = await enforcer.authorize_output_url(request, token, obj, read=read)
+    else:
+        allowed, ticket = await enforcer.authorize_data_url(request, token, object_id=obj["drs_id"],
+                                                            dataset_id=obj["dataset_id"], read=read)
     if stored is None or ticket.mode != mode:  # keys rotated between the two verifications: serve it whole
         stored, asked, unsatisfiable = await _open(archive, obj), None, None
     if ticket.mode == "c4gh":
@@ -125,7 +128,8 @@ async def _serve(request: Request, object_id: str, token: str | None, enforcer: 
                        etag=f'"{obj["sha256"]}.c4gh-body"', content_type=CRYPT4GH_MEDIA_TYPE,
                        filename=f"{obj['filename']}.c4gh-body")
     return _ranged(stored.size, stored.stream, allowed, asked, unsatisfiable, head=head,
-                   etag=_etag(obj), content_type=media_type(obj), filename=obj["filename"])
+                   etag=_etag(obj), content_type=media_type(obj) if obj["format"] else output_media_type(obj["filename"]),
+                   filename=obj["filename"])
 
 
 async def _open(archive: Archive, obj: dict[str, Any]) -> ArchivedObject:

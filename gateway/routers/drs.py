@@ -54,13 +54,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genomebus.gateway.deps import EnforcerDep, PoolDep, SettingsDep, VisaKeysDep
 from genomebus.gateway.enforcement import Allowed, Enforcer, Read
-from genomebus.gateway.media_types import media_type
+from genomebus.gateway.media_types import media_type, output_media_type
 from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.gateway.reader_keys import CLIENT_PUBLIC_KEY_HEADER, recipient_of
 from genomebus.gateway.routers import service_info
 from genomebus.infra import data_urls
 from genomebus.infra.data_urls import DataTicket
-from genomebus.infra.readmodels import datasets, files
+from genomebus.infra.readmodels import airlock, datasets, files
 from genomebus.infra.settings import Settings
 from genomebus.infra.visas import VisaKeys
 
@@ -235,6 +235,9 @@ def authorizations(settings: Settings, object_id: str, access_rights: str) -> Au
     if access_rights == "public":
         return Authorizations(drs_object_id=object_id, supported_types=["None"])
     issuers = settings.issuers()
+    if access_rights == "owner":  # a task's released output: its owner's login, nothing else
+        return Authorizations(drs_object_id=object_id, supported_types=["BearerAuth"],
+                              bearer_auth_issuers=[i.issuer for i in issuers if "login" in i.kinds])
     passport_issuers = [i.issuer for i in issuers if {"visa", "passport"} & set(i.kinds)]
     return Authorizations(
         drs_object_id=object_id, supported_types=["PassportAuth", "BearerAuth"],
@@ -253,6 +256,18 @@ def blob(settings: Settings, obj: dict[str, Any]) -> DrsObject:
                         for access_id in ACCESS_MODES],
         description=f"{obj['format']} file of dataset {obj['dataset_id']}",
         aliases=[obj["alias"]] if obj.get("alias") else None)
+
+
+def output_blob(settings: Settings, obj: dict[str, Any]) -> DrsObject:
+    """A task's released output as a DRS blob (its bytes for its owner alone)."""
+    auth = authorizations(settings, obj["drs_id"], "owner")
+    return DrsObject(
+        id=obj["drs_id"], name=obj["filename"], self_uri=drs_uri(settings, obj["drs_id"]), size=obj["size"],
+        created_time=obj["uploaded_at"], updated_time=obj["updated_at"], mime_type=output_media_type(obj["filename"]),
+        checksums=[Checksum(checksum=obj["sha256"], type="sha-256")],
+        access_methods=[AccessMethod(type="https", access_id=access_id, available=True, authorizations=auth)
+                        for access_id in ACCESS_MODES],
+        description=f"output {obj['path']} of task {obj['dataset_id']}, released by the airlock")
 
 
 def bundle_checksum(digests: list[str], algorithm: str) -> str:
@@ -281,6 +296,9 @@ async def _find(conn: Any, settings: Settings, object_id: str) -> tuple[DrsObjec
     obj = await files.drs_object(conn, object_id)
     if obj is not None:
         return (blob(settings, obj), obj["access_rights"]) if obj["dataset_state"] == "released" else None
+    output = await airlock.released_object(conn, object_id)
+    if output is not None:
+        return output_blob(settings, output), "owner"
     dataset = await datasets.get_dataset(conn, object_id)
     if dataset is None or dataset["state"] != "released":
         return None
@@ -452,7 +470,7 @@ async def _access_url(request: Request, object_id: str, access_id: str, passport
                       ) -> tuple[AccessURL, Allowed]:
     """Decide (and audit) one access to one object's bytes; the signed URL that serves them."""
     async with pool.acquire() as conn:
-        obj = await files.drs_object(conn, object_id)
+        obj = await files.drs_object(conn, object_id) or await airlock.released_object(conn, object_id)
     if obj is None:  # an unknown id, or a bundle: bundles have no access methods
         raise Problem(404, "object-not-found", f"this node serves no DRS blob {object_id}")
     mode = ACCESS_MODES.get(access_id)
@@ -460,9 +478,11 @@ async def _access_url(request: Request, object_id: str, access_id: str, passport
         raise Problem(404, "access-not-found", f"object {object_id} has no access method {access_id!r}; "
                       f"its access ids are {', '.join(ACCESS_MODES)}")
     recipient = recipient_of(request.headers) if mode == "c4gh" else None
-    # A dataset no longer released is the enforcement point's (audited) 404.
-    allowed = await enforcer.authorize(request, obj["dataset_id"], passports=passports or None,
-                                       read=Read(object_id=obj["drs_id"]))
+    if obj["access_rights"] == "owner":  # a task's released output: its owner's bearer token alone
+        allowed = await enforcer.authorize_output(request, obj, read=Read(object_id=obj["drs_id"]))
+    else:  # a dataset no longer released is the enforcement point's (audited) 404
+        allowed = await enforcer.authorize(request, obj["dataset_id"], passports=passports or None,
+                                           read=Read(object_id=obj["drs_id"]))
     ticket = DataTicket(object_id=obj["drs_id"], dataset_id=obj["dataset_id"], mode=mode, user_id=allowed.user_id,
                         grant_id=allowed.grant_id, credential=allowed.credential,
                         issuer=allowed.issuer, recipient=recipient)

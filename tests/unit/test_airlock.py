@@ -84,6 +84,11 @@ def test_an_even_magnitude_column_passes_and_coordinates_are_not_counts() -> Non
     assert check_table(tsv(["group", "mean_depth", "pos"], rows)) == []
 
 
+def test_a_table_of_genotypes_is_blocked() -> None:
+    rows = [[f"s{i}", "chr1", 1000 + i, gt] for i, gt in enumerate(["0/1", "1|1", "0/0", "./.", "0/1:35"])]
+    assert rules_of(check_table(tsv(["sample", "chrom", "pos", "gt"], rows))) == {"genotypes": "block"}
+
+
 def test_a_headerless_table_is_checked_and_a_ragged_one_flagged() -> None:
     assert rules_of(check_table("a,3\nb,40\n")) == {"threshold": "fail"}
     assert rules_of(check_table("a\t1\t2\nb\t3\n")) == {"ragged_table": "flag"}
