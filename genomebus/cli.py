@@ -1083,6 +1083,8 @@ from genomebus.cli_discover import discover  # noqa: E402
 app.command("discover")(discover)
 from genomebus.cli_tools import tool_app  # noqa: E402
 app.add_typer(tool_app, name="tool")
+from genomebus.cli_airlock import airlock_app  # noqa: E402
+app.add_typer(airlock_app, name="airlock")
 
 
 def main() -> NoReturn:

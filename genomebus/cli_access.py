@@ -38,7 +38,7 @@ access_app = typer.Typer(help="Data access: apply, submit, decide, veto, revoke,
                               "passport. Every command needs a token (--token or GENOMEBUS_TOKEN).",
                          no_args_is_help=True)
 
-ROLES = ("researcher", "dac_member", "steward", "auditor", "operator")
+ROLES = ("researcher", "dac_member", "steward", "auditor", "operator", "output_checker")
 _DURATION = re.compile(r"^([0-9]+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -322,13 +322,14 @@ def _application_id(text: str) -> str:
                    "`genomebus access list` shows yours", ExitCode.USAGE) from None
 
 
-def _access(data_dir: Path, token: str, call: Callable[[Any], Coroutine[Any, Any, Any]], what: str) -> Any:
+def _access(data_dir: Path, token: str, call: Callable[[Any], Coroutine[Any, Any, Any]], what: str,
+            client_class: Any = None) -> Any:
     from genomebus.producers.access import AccessClient, AccessRefused, StillPending
 
     settings = settings_for(data_dir)
 
     async def go() -> Any:
-        async with AccessClient(settings, token) as client:
+        async with (client_class or AccessClient)(settings, token) as client:
             return await call(client)
 
     try:

@@ -219,6 +219,12 @@ def run_demo(settings: Settings, console: Console) -> int:
             out("[red]the discovery chapter did not end as it should[/red]")
             return 1
 
+        from genomebus.demo_processing import processing_story
+
+        if not processing_story(settings, http, dataset_id, say, out, hint):
+            out("[red]the processing chapter did not end as it should[/red]")
+            return 1
+
     say("An auditor reads the history of the BAM file from the log itself")
     from genomebus.audit import history
 

@@ -77,15 +77,16 @@ async def _fold(conn: asyncpg.Connection, s: str, event: Envelope[Any]) -> None:
             "VALUES ($1, $2, $3, $4, $5, 'pending') ON CONFLICT (command_id) DO UPDATE SET type = $2, task_id = $3, "
             "actor = $4, requested_at = $5", event.id, event.type, data.task_id, event.actor, event.time)
         return
-    decided = isinstance(data, (OutputApproved, OutputRejected, OutputReleased))
+    # A command is decided by its last outcome: the approval that releases is decided by the release
+    # that follows it, so whoever waits on the command sees the request released.
+    decided = (isinstance(data, OutputApproved) and data.approvals < data.required) or isinstance(
+        data, OutputReleased) or (isinstance(data, OutputRejected) and not data.by.startswith("worker:"))
     rejected = isinstance(data, ProcessingCommandRejected) and data.command_type in COMMAND_TYPES
-    if (decided or rejected) and event.causation_id is not None and not (
-            isinstance(data, OutputRejected) and data.by.startswith("worker:")):
-        await conn.execute(  # a release follows the approval that led to it: the approval stays the outcome
+    if (decided or rejected) and event.causation_id is not None:
+        await conn.execute(
             f"INSERT INTO {s}.commands (command_id, status, outcome_event_id, outcome_type, reasons, state, "
             "decided_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (command_id) DO UPDATE SET "
-            "status = $2, outcome_event_id = $3, outcome_type = $4, reasons = $5::jsonb, state = $6, decided_at = $7 "
-            f"WHERE {s}.commands.outcome_type IS DISTINCT FROM 'output.approved' OR $4 <> 'output.released'",
+            "status = $2, outcome_event_id = $3, outcome_type = $4, reasons = $5::jsonb, state = $6, decided_at = $7",
             event.causation_id, "rejected" if rejected else "accepted", event.id, event.type,
             json.dumps([r.model_dump() for r in data.reasons]) if rejected else None,
             data.state if rejected else None, event.time)
