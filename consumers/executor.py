@@ -147,6 +147,8 @@ class Executor:
         self.runs = Runs(pool, f"{os.uname().nodename}/{os.getpid()}/{uuid.uuid4().hex[:8]}")
         self.active: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.wake = asyncio.Event()
+        """Set when a run is recorded or a slot frees: the loop claims at once rather than at its next tick."""
 
     async def publish(self, task_id: str, attempt: int, data: Any, what: str) -> None:
         await self.publisher.publish(new_envelope(data, source=self.settings.source, actor=ACTOR, subject=task_id,
@@ -162,8 +164,13 @@ class Executor:
                 await self.tick()
             except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:  # the database or broker blinked
                 log.warning("executor tick failed: %s", type(exc).__name__)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+            except Exception:  # noqa: BLE001 - the loop must outlive any one tick's fault, or runs wait forever
+                log.exception("executor tick failed")
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+            await asyncio.wait(waits, timeout=TICK_S, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            self.wake.clear()
         for cancel in self.active.values():
             cancel.set()
         if self._tasks:
@@ -177,7 +184,7 @@ class Executor:
                              system_logs=("the executor running this task stopped (its lease lapsed); its sandbox "
                                           "died with it; the task is not run again: submit it anew",))
         held = await self.runs.renew(list(self.active)) if self.active else set()
-        for task_id, cancel in self.active.items():
+        for task_id, cancel in list(self.active.items()):  # a run ending meanwhile leaves the dict
             if task_id not in held or await self.runs.cancelled(task_id):
                 cancel.set()
         free = self.settings.executor_slots - len(self.active)
@@ -216,6 +223,7 @@ class Executor:
                                  system_logs=(f"the executor failed: {type(exc).__name__}",))
         finally:
             self.active.pop(task.task_id, None)
+            self.wake.set()
             with contextlib.suppress(Exception):
                 await self.backend.discard(task.task_id)
 
@@ -321,8 +329,10 @@ class Executor:
 # -- the consumer: it only records runs and cancels ---------------------------------------------------------
 
 
-async def on_accepted(event: Envelope[TaskAccepted], runs: Runs = Context("runs")) -> list[Envelope[Any]]:
+async def on_accepted(event: Envelope[TaskAccepted], runs: Runs = Context("runs"),
+                      executor: Executor = Context("executor")) -> list[Envelope[Any]]:
     await runs.record(event)
+    executor.wake.set()
     return []
 
 

@@ -192,3 +192,14 @@ def test_the_demos_discovery_chapter_answers_by_who_asks_and_across_two_nodes(no
     assert "SE: it was already running" in demo_runs[1].stdout
     peers = json.loads((settings.data_dir / "beacon-peers.json").read_text())
     assert [p["name"] for p in peers] == ["SE"], "a second run adds SE to the peers file twice"
+
+
+def test_the_demos_processing_chapter_runs_checks_releases_and_blocks(node, demo_runs) -> None:
+    for run in demo_runs:
+        out = run.stdout
+        assert "variant-summary: approved" in out, out
+        assert "request review" in out and "maria-checker approves: released (2/2)" in out, out
+        assert "refused, 403" in out and "you ran this task" in out, out
+        assert "sha256 matches" in out and "52184" in out, out  # HG02102's SNVs, as pysam counts them
+        assert "Network is unreachable" in out and "EXECUTOR_ERROR" in out, out
+        assert "request rejected: the automatic checks stop it" in out and "vcf_genotypes" in out, out
