@@ -41,6 +41,7 @@ _ORDER: dict[Verdict, int] = {"pass": 0, "flag": 1, "fail": 2, "block": 3}
 _NOT_COUNTS = re.compile(r"^(pos|position|start|end|begin|stop|chrom|chr|contig|id|.*_id|year|length|len|rank|"
                          r"index|row)$", re.IGNORECASE)
 _GENOTYPE = re.compile(r"^(\d{1,2}|\.)([/|](\d{1,2}|\.))+(:.*)?$")  # 0/1, 1|1, ./., 0/1:35 (not dates)
+_INTEGER = re.compile(r"^[+-]?\d+$")
 _MISSING = {"", "na", "nan", "null", "none", "."}
 
 
@@ -215,7 +216,7 @@ def check_table(text: str, rules: Rules = DEFAULT_RULES) -> list[RuleResult]:
         if not values or any(v is None for _, v in values):
             continue  # a label column
         numbers: list[tuple[int, float]] = [(i, v) for i, v in values if v is not None]
-        if all(v.is_integer() for _, v in numbers):
+        if all(_INTEGER.match(c) for _, c in cells if c.lower() not in _MISSING):  # written as whole numbers
             if _NOT_COUNTS.match(names[col].strip()):
                 continue
             for i, v in numbers:
