@@ -40,7 +40,7 @@ import asyncpg
 import crypt4gh.lib
 from faststream import Context
 
-from genomebus.infra import db, s3, telemetry
+from genomebus.infra import cwl, db, s3, telemetry
 from genomebus.infra.archive_store import Archive
 from genomebus.infra.backends import (
     Backend,
@@ -59,6 +59,7 @@ from genomebus.infra.readmodels import access, files, tools
 from genomebus.infra.settings import Settings
 from genomebus.infra.worker import Resources, Worker, WorkerSettings
 from genomebus.schemas.envelope import Envelope, new_envelope
+from genomebus.schemas.workflows import StepLog, WorkflowCanceled, WorkflowCompleted, WorkflowFailed
 from genomebus.schemas.reception import Reason
 from genomebus.schemas.tasks import (
     OutputFile,
@@ -73,6 +74,8 @@ log = logging.getLogger(__name__)
 ACTOR = "worker:executor"
 RUNS = "worker_executor.runs"
 LEASE_S = 15.0
+ENGINE_LOG_BYTES = 4 << 20
+"""How much of a workflow engine's log is read for its step logs (the end of it, if longer)."""
 TICK_S = 0.25
 _IDS = uuid.UUID("5c1d2e7a-8b9f-4c3d-a2e1-7f6b5a4c3d21")
 
@@ -94,13 +97,17 @@ class Runs:
             f"INSERT INTO {RUNS} (task_id, attempt, state, accepted) VALUES ($1, 1, 'queued', $2::jsonb) "
             "ON CONFLICT (task_id) DO NOTHING", accepted.data.task_id, accepted.model_dump_json())
 
-    async def cancel(self, task_id: str) -> str | None:
-        """Mark the run cancelled; its state before (``queued`` runs end here and now), or None if unknown."""
+    async def cancel(self, task_id: str) -> tuple[str, TaskAccepted] | None:
+        """Mark the run cancelled; its state before (``queued`` runs end here and now) and what was accepted,
+        or None if unknown."""
         row = await self.pool.fetchrow(
             f"WITH before AS (SELECT state FROM {RUNS} WHERE task_id = $1 FOR UPDATE) "
             f"UPDATE {RUNS} r SET cancel_requested = true, state = CASE WHEN r.state = 'queued' THEN 'ended' "
-            "ELSE r.state END, updated_at = now() FROM before WHERE r.task_id = $1 RETURNING before.state", task_id)
-        return row["state"] if row else None
+            "ELSE r.state END, updated_at = now() FROM before WHERE r.task_id = $1 "
+            "RETURNING before.state, r.accepted::text", task_id)
+        if row is None:
+            return None
+        return row["state"], Envelope[TaskAccepted].model_validate_json(row["accepted"]).data
 
     async def claim(self, n: int) -> list[asyncpg.Record]:
         return await self.pool.fetch(
@@ -123,7 +130,7 @@ class Runs:
         """Runs whose executor stopped renewing: ended here (at most once each)."""
         return await self.pool.fetch(
             f"UPDATE {RUNS} SET state = 'ended', updated_at = now() WHERE state = 'running' AND lease_until < now() "
-            "RETURNING task_id, attempt, owner")
+            "RETURNING task_id, attempt, owner, accepted::text")
 
     async def end(self, task_id: str) -> bool:
         """End my run; False if it is no longer mine (its lease lapsed and another executor ended it)."""
@@ -147,6 +154,8 @@ class Executor:
         self.runs = Runs(pool, f"{os.uname().nodename}/{os.getpid()}/{uuid.uuid4().hex[:8]}")
         self.active: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.engines: dict[str, cwl.EngineLog] = {}
+        """A WES run's parsed engine log, from its run's end to the events that say so."""
         self.wake = asyncio.Event()
         """Set when a run is recorded or a slot frees: the loop claims at once rather than at its next tick."""
 
@@ -178,11 +187,14 @@ class Executor:
 
     async def tick(self) -> None:
         for row in await self.runs.lapsed():
+            lost = ("the executor running this task stopped (its lease lapsed); its sandbox died with it; the task "
+                    "is not run again: submit it anew")
             await self.state(row["task_id"], row["attempt"], "SYSTEM_ERROR", end_time=datetime.now(UTC),
                              reason=Reason(code="executor_lost", message="the executor running it stopped "
                                            "mid-task; it is not run again: submit it anew"),
-                             system_logs=("the executor running this task stopped (its lease lapsed); its sandbox "
-                                          "died with it; the task is not run again: submit it anew",))
+                             system_logs=(lost,))
+            accepted = Envelope[TaskAccepted].model_validate_json(row["accepted"]).data
+            await self.publish_run_end(accepted, row["task_id"], row["attempt"], "SYSTEM_ERROR", None, (lost,))
         held = await self.runs.renew(list(self.active)) if self.active else set()
         for task_id, cancel in list(self.active.items()):  # a run ending meanwhile leaves the dict
             if task_id not in held or await self.runs.cancelled(task_id):
@@ -215,14 +227,19 @@ class Executor:
             elif outcome.reason_code:
                 fields["reason"] = Reason(code=outcome.reason_code, message=(outcome.system_logs or [outcome.state])[-1])
             await self.state(task.task_id, attempt, outcome.state, **fields)
+            await self.publish_run_end(task, task.task_id, attempt, outcome.state, self.engines.pop(task.task_id, None),
+                                       tuple(outcome.system_logs))
         except Exception as exc:  # noqa: BLE001 - a run's own failure is the task's SYSTEM_ERROR, never the loop's
             log.exception("task %s failed in the executor", task.task_id)
             if await self.runs.end(task.task_id):
                 await self.state(task.task_id, attempt, "SYSTEM_ERROR", start_time=started, end_time=datetime.now(UTC),
                                  reason=Reason(code="executor_failed", message=type(exc).__name__),
                                  system_logs=(f"the executor failed: {type(exc).__name__}",))
+                await self.publish_run_end(task, task.task_id, attempt, "SYSTEM_ERROR", None,
+                                           (f"the executor failed: {type(exc).__name__}",))
         finally:
             self.active.pop(task.task_id, None)
+            self.engines.pop(task.task_id, None)
             self.wake.set()
             with contextlib.suppress(Exception):
                 await self.backend.discard(task.task_id)
@@ -267,6 +284,8 @@ class Executor:
             return RunOutcome("SYSTEM_ERROR", [], [], [f"this executor cannot run tasks: {exc}"], "backend_unavailable"), []
         if cancel.is_set() and outcome.state != "COMPLETE":
             outcome.state = "CANCELED"
+        if cwl.RUN_TAG in task.spec.tags:
+            self.engines[task.task_id] = await self.engine_result(task, outcome)
         quarantined = []
         if outcome.state == "COMPLETE":
             for output in outcome.outputs:
@@ -298,6 +317,36 @@ class Executor:
                 async for chunk in obj.stream():
                     out.write(chunk)
         return write
+
+    async def engine_result(self, task: TaskAccepted, outcome: RunOutcome) -> cwl.EngineLog:
+        """A WES run's engine task: cwltool's log as step logs; a run cwltool did not finish with success is an
+        EXECUTOR_ERROR whatever its exit code (cwltool exits 0 on permanentFail), so nothing of it is quarantined."""
+        text = await self.backend.read_log(task.task_id, 0, "stderr", ENGINE_LOG_BYTES)
+        engine = cwl.parse_log(text)
+        if outcome.state == "COMPLETE" and engine.status != "success":
+            outcome.state = "EXECUTOR_ERROR"
+            outcome.reason_code = "workflow_failed"
+            failed = [s.name for s in engine.steps if s.status and s.status != "success"]
+            outcome.system_logs.append(f"cwltool: final status {engine.status or 'unknown'}"
+                                       + (f"; failed: {', '.join(failed)}" if failed else ""))
+        engine.outputs = cwl.outputs_object(await self.backend.read_log(task.task_id, 0, "stdout", 1 << 20))
+        return engine
+
+    async def publish_run_end(self, task: TaskAccepted | None, task_id: str, attempt: int, state: str,
+                              engine: cwl.EngineLog | None, system_logs: tuple[str, ...] = ()) -> None:
+        """``workflow.completed`` / ``failed`` / ``canceled`` for a WES run's engine task (nothing for a task)."""
+        run_id = task.spec.tags.get(cwl.RUN_TAG) if task is not None else None
+        if run_id is None:
+            return
+        event = {"COMPLETE": WorkflowCompleted, "CANCELED": WorkflowCanceled}.get(state, WorkflowFailed)
+        steps = tuple(
+            StepLog(id=f"{run_id}-{n}", name=s.name, cmd=tuple(s.cmd), start_time=s.start_time, end_time=s.end_time,
+                    exit_code=s.exit_code, status=s.status, system_logs=tuple(s.lines))
+            for n, s in enumerate(engine.steps if engine else ()))
+        await self.publish(task_id, attempt, event(
+            run_id=run_id, task_id=task_id, state=state, steps=steps, outputs=engine.outputs if engine else {},
+            engine_status=engine.status if engine else None,
+            system_logs=tuple((engine.messages if engine else [])[-50:]) + system_logs), "workflow.ended")
 
     async def quarantine(self, task_id: str, path: str, host_path: Path) -> QuarantinedOutput:
         """Encrypt one output for the archive key into the quarantine bucket; its plaintext size and sha256."""
@@ -338,15 +387,20 @@ async def on_accepted(event: Envelope[TaskAccepted], runs: Runs = Context("runs"
 
 async def on_cancel(event: Envelope[TaskCancelAccepted], settings: WorkerSettings,
                     runs: Runs = Context("runs")) -> list[Envelope[Any]]:
-    before = await runs.cancel(event.data.task_id)
-    if before == "queued":  # never started: it ends here
-        now = datetime.now(UTC)
-        return [new_envelope(TaskStateChanged(task_id=event.data.task_id, state="CANCELED", end_time=now,
-                                              reason=Reason(code="cancelled", message=f"cancelled by {event.data.by}"),
-                                              system_logs=("cancelled before it started",)),
-                             source=settings.source, actor=ACTOR, subject=event.data.task_id,
-                             event_id=event_id(event.data.task_id, 1, "CANCELED"))]
-    return []  # running: the runner stops it and says CANCELED; ended or unknown: nothing to do
+    found = await runs.cancel(event.data.task_id)
+    if found is None or found[0] != "queued":
+        return []  # running: the runner stops it and says CANCELED; ended or unknown: nothing to do
+    task_id, accepted = event.data.task_id, found[1]  # never started: it ends here
+    said = ("cancelled before it started",)
+    out = [new_envelope(TaskStateChanged(task_id=task_id, state="CANCELED", end_time=datetime.now(UTC),
+                                         reason=Reason(code="cancelled", message=f"cancelled by {event.data.by}"),
+                                         system_logs=said),
+                        source=settings.source, actor=ACTOR, subject=task_id, event_id=event_id(task_id, 1, "CANCELED"))]
+    if (run_id := accepted.spec.tags.get(cwl.RUN_TAG)) is not None:
+        out.append(new_envelope(WorkflowCanceled(run_id=run_id, task_id=task_id, state="CANCELED", system_logs=said),
+                                source=settings.source, actor=ACTOR, subject=task_id,
+                                event_id=event_id(task_id, 1, "workflow.ended")))
+    return out
 
 
 @contextlib.asynccontextmanager
@@ -373,8 +427,9 @@ def build(settings: Settings, *, name: str = "executor", resources: Resources = 
     worker = Worker(name, settings, resources=resources,
                     description="Runs admitted tasks in the sandbox; their states, logs and quarantined outputs")
     # what an accepted task leads to, published by the runner loop (declared here for the AsyncAPI document)
-    worker.handle(on_accepted, produces=(TaskStateChanged, ResultReady))
-    worker.handle(on_cancel, produces=(TaskStateChanged,))
+    worker.handle(on_accepted, produces=(TaskStateChanged, ResultReady, WorkflowCompleted, WorkflowFailed,
+                                         WorkflowCanceled))
+    worker.handle(on_cancel, produces=(TaskStateChanged, WorkflowCanceled))
     return worker
 
 

@@ -31,7 +31,9 @@ from uuid import UUID
 import asyncpg
 from faststream import Context
 
-from genomebus.infra import db, kafka, telemetry
+import yaml
+
+from genomebus.infra import cwl, db, kafka, telemetry
 from genomebus.infra.backends import inside_work
 from genomebus.infra.ledger import OutcomesLedger
 from genomebus.infra.projection import Projection, wait_for_position
@@ -49,6 +51,7 @@ from genomebus.schemas.base import EventModel
 from genomebus.schemas.envelope import Envelope, new_envelope
 from genomebus.schemas.processing import ProcessingCommandRejected
 from genomebus.schemas.reception import Reason
+from genomebus.schemas.workflows import WorkflowRejected, WorkflowRequested, WorkflowStarted
 from genomebus.schemas.tasks import (
     TERMINAL_STATES,
     Limits,
@@ -227,6 +230,50 @@ def decide_task(task: TaskRequested, asker: str, facts: TaskFacts, limits: NodeL
                          staged_inputs=tuple(staged), limits=task_limits), *audit]
 
 
+def plan_run(settings: Settings, run: WorkflowRequested, version: dict[str, Any] | None,
+             state: str | None) -> TaskRequested | list[Reason]:
+    """The engine task of a WES run (``infra/cwl.py``), or why the run cannot be planned at all."""
+    request = run.request
+    if version is None:
+        why = {"registered": "is registered but not approved for execution here",
+               "withdrawn": "was withdrawn and is never run again"}.get(state or "", "is not a tool version of this "
+                                                                                 "node's TRS")
+        return [Reason(code="workflow_not_approved", message=f"{request.workflow_url} {why}")]
+    primary = next((f for f in version["files"] if f.get("file_type") == "PRIMARY_DESCRIPTOR"), None)
+    if primary is None:  # pragma: no cover - the tool registry refuses a version without one
+        return [Reason(code="bad_descriptor", message="the version has no primary descriptor")]
+    try:
+        document = yaml.safe_load(primary["content"])
+    except yaml.YAMLError:
+        document = None
+    declared = document.get("cwlVersion") if isinstance(document, dict) else None
+    if declared != request.workflow_type_version:
+        return [Reason(code="version_mismatch", message=f"the workflow is CWL {declared}, not "
+                                                        f"{request.workflow_type_version} as asked")]
+    try:
+        spec = cwl.engine_task(run.run_id, request.workflow_url, primary["path"], request.workflow_params,
+                               request.tags, request.workflow_engine_parameters)
+    except cwl.RunRefused as exc:
+        return exc.reasons
+    return TaskRequested(task_id=cwl.run_task_id(run.run_id), spec=spec, as_roles=run.as_roles)
+
+
+def decide_run(run: WorkflowRequested, asker: str, planned: TaskRequested | list[Reason], facts: TaskFacts,
+               limits: NodeLimits) -> list[EventModel]:
+    """A run is admitted as its engine task is: ``workflow.started`` beside ``task.accepted``, or
+    ``workflow.rejected`` with every reason (and the audit of each input the task would have read)."""
+    if isinstance(planned, list):
+        return [WorkflowRejected(run_id=run.run_id, owner=asker, request=run.request, reasons=tuple(planned))]
+    decided = decide_task(planned, asker, facts, limits)
+    first = decided[0]
+    if isinstance(first, TaskAccepted):
+        return [WorkflowStarted(run_id=run.run_id, owner=asker, task_id=planned.task_id, request=run.request),
+                *decided]
+    assert isinstance(first, TaskRejected)
+    return [WorkflowRejected(run_id=run.run_id, owner=asker, request=run.request, reasons=first.reasons),
+            *decided[1:]]
+
+
 def decide_cancel(command: TaskCancelRequested, command_id: UUID, asker: str,
                   current: tuple[str, str] | None) -> list[EventModel]:
     def refuse(code: str, message: str) -> list[EventModel]:
@@ -286,7 +333,21 @@ async def decide_command(command: Envelope[Any], settings: Settings, pool: async
     if (recorded := await ledger.outcomes(command.id)) is not None:
         return recorded
     data = command.data
-    if isinstance(data, TaskRequested):
+    subject = cwl.run_task_id(data.run_id) if isinstance(data, WorkflowRequested) else data.task_id
+    if isinstance(data, WorkflowRequested):
+        await caught_up(settings, pool, {settings.topic("processing"): ToolsProjection,
+                                         settings.topic("reception"): FilesProjection,
+                                         settings.topic("access"): AccessProjection})
+        await caught_up(settings, pool, {settings.topic("reception"): DatasetsProjection})
+        async with pool.acquire() as conn:
+            ref = tools.parse_trs_url(settings, data.request.workflow_url)
+            version = await tools.runnable_version(conn, *ref) if ref else None
+            state = await tools.version_state(conn, *ref) if ref and version is None else None
+            planned = plan_run(settings, data, version, state)
+            facts = (await gather_facts(settings, conn, planned, command.actor)
+                     if isinstance(planned, TaskRequested) else TaskFacts())
+        decided = decide_run(data, command.actor, planned, facts, NodeLimits.of(settings))
+    elif isinstance(data, TaskRequested):
         await caught_up(settings, pool, {settings.topic("processing"): ToolsProjection,
                                          settings.topic("reception"): FilesProjection,
                                          settings.topic("access"): AccessProjection})
@@ -304,7 +365,7 @@ async def decide_command(command: Envelope[Any], settings: Settings, pool: async
         audit = isinstance(fact, (DataAccessed, DataAccessDenied))
         outcomes.append(new_envelope(
             fact, source=settings.source, cause=command,
-            subject=fact.dataset_id if audit else data.task_id,  # type: ignore[attr-defined]
+            subject=fact.dataset_id if audit else subject,  # type: ignore[attr-defined]
             event_id=uuid.uuid5(_AUDIT_IDS, f"{command.id}/{n}") if audit else None,
             actor=ACTOR if isinstance(fact, ProcessingCommandRejected) else command.actor))
     return await ledger.record(command, outcomes)
@@ -313,6 +374,12 @@ async def decide_command(command: Envelope[Any], settings: Settings, pool: async
 async def on_requested(command: Envelope[TaskRequested], settings: WorkerSettings,
                        pool: asyncpg.Pool = Context("db"), ledger: OutcomesLedger = Context("ledger")
                        ) -> list[Envelope[Any]]:
+    return await decide_command(command, settings, pool, ledger)
+
+
+async def on_workflow(command: Envelope[WorkflowRequested], settings: WorkerSettings,
+                      pool: asyncpg.Pool = Context("db"), ledger: OutcomesLedger = Context("ledger")
+                      ) -> list[Envelope[Any]]:
     return await decide_command(command, settings, pool, ledger)
 
 
@@ -335,6 +402,8 @@ def build(settings: Settings, *, name: str = "scheduler", resources: Resources =
     worker = Worker(name, settings, resources=resources,
                     description="Admits TES tasks (grants, approved tools, limits), audited, and accepts cancels")
     worker.handle(on_requested, produces=(TaskAccepted, TaskRejected, DataAccessed, DataAccessDenied))
+    worker.handle(on_workflow, produces=(WorkflowStarted, WorkflowRejected, TaskAccepted, DataAccessed,
+                                         DataAccessDenied))
     worker.handle(on_cancel, produces=(TaskCancelAccepted, ProcessingCommandRejected))
     return worker
 

@@ -19,6 +19,7 @@ from genomebus.schemas.base import EventModel
 from genomebus.schemas.reception import Reason
 from genomebus.schemas.tasks import TASK_COMMANDS, TASK_FACTS
 from genomebus.schemas.tools import TOOL_COMMANDS, TOOL_FACTS
+from genomebus.schemas.workflows import WORKFLOW_COMMANDS, WORKFLOW_FACTS
 
 
 class ProcessingCommandRejected(EventModel):
@@ -33,5 +34,5 @@ class ProcessingCommandRejected(EventModel):
     state: str | None = None
 
 
-PROCESSING_COMMANDS = (*TOOL_COMMANDS, *TASK_COMMANDS, *AIRLOCK_COMMANDS)
-PROCESSING_FACTS = (*TOOL_FACTS, *TASK_FACTS, *AIRLOCK_FACTS, ProcessingCommandRejected)
+PROCESSING_COMMANDS = (*TOOL_COMMANDS, *TASK_COMMANDS, *WORKFLOW_COMMANDS, *AIRLOCK_COMMANDS)
+PROCESSING_FACTS = (*TOOL_FACTS, *TASK_FACTS, *WORKFLOW_FACTS, *AIRLOCK_FACTS, ProcessingCommandRejected)

@@ -109,6 +109,11 @@ class Backend(Protocol):
         """Stage, run every executor in order, collect the outputs; the outcome, whatever happened."""
         ...
 
+    async def read_log(self, task_id: str, executor: int, stream: Literal["stdout", "stderr"], max_bytes: int) -> str:
+        """The last ``max_bytes`` of what an executor of the task wrote to ``stream`` ("" if nothing); read
+        before ``discard`` (a workflow engine's log becomes the run's step logs)."""
+        ...
+
     async def discard(self, task_id: str) -> None:
         """Remove what the task left on the backend (after its outputs are safe)."""
         ...

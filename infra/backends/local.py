@@ -17,6 +17,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from genomebus.infra import sandbox
 from genomebus.infra.backends import (
@@ -163,6 +164,10 @@ class LocalBackend:
         for output in run.outputs:
             outputs.extend(collect(work, output, system_logs))
         return RunOutcome("COMPLETE", executor_logs, outputs, system_logs)
+
+    async def read_log(self, task_id: str, executor: int, stream: Literal["stdout", "stderr"], max_bytes: int) -> str:
+        return await asyncio.to_thread(_tail, self.task_dir(task_id) / "logs" / f"executor-{executor}.{stream}",
+                                       max_bytes)
 
     async def discard(self, task_id: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.task_dir(task_id), True)

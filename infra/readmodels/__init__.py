@@ -15,10 +15,12 @@ from genomebus.infra.readmodels.datasets import DatasetsProjection
 from genomebus.infra.readmodels.files import FilesProjection
 from genomebus.infra.readmodels.tasks import TasksProjection
 from genomebus.infra.readmodels.tools import ToolsProjection
+from genomebus.infra.readmodels.workflows import WorkflowsProjection
 
 READ_MODELS: dict[str, Projection] = {p.name: p for p in (DatasetsProjection(), FilesProjection(),
                                                                AccessProjection(), ToolsProjection(),
-                                                               TasksProjection(), AirlockProjection())}
+                                                               TasksProjection(), AirlockProjection(),
+                                                               WorkflowsProjection())}
 """Every read model by name: what the projector runs, replay rebuilds and migrations create."""
 
 
