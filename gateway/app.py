@@ -27,6 +27,7 @@ from genomebus.gateway.routers import (
     service_info,
     tes,
     trs,
+    wes,
 )
 from genomebus.infra import db, s3, telemetry
 from genomebus.infra.archive_store import Archive
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalogue.router)
     app.include_router(trs.router)
     app.include_router(tes.router)
+    app.include_router(wes.router)
     app.include_router(airlock.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
     return app

@@ -92,7 +92,8 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
 
 # -- GA4GH error shapes -----------------------------------------------------------------------------
 #
-# Some GA4GH APIs name their own error body: DRS an ``Error`` with ``msg`` and ``status_code``, htsget
+# Some GA4GH APIs name their own error body: DRS an ``Error`` and WES an ``ErrorResponse`` with ``msg``
+# and ``status_code``, TRS an ``Error`` with ``code`` and ``message``, htsget
 # ``{"htsget": {"error": <name>, "message": ...}}``, Beacon v2 a ``beaconErrorResponse`` (``meta`` and
 # ``error`` with ``errorCode`` and ``errorMessage``), all as ``application/json``. Under those APIs'
 # paths the gateway answers exactly that shape, so their clients and compliance suites read it; the
@@ -132,12 +133,19 @@ def _beacon_body(body: dict[str, Any], request: Request) -> dict[str, Any]:
 
 
 DIALECTS: tuple[tuple[str, Any], ...] = (("/ga4gh/drs/v1", _drs_body), ("/htsget/v1", _htsget_body),
-                                         ("/beacon/v2", _beacon_body), ("/ga4gh/trs/v2", _trs_body))
+                                         ("/beacon/v2", _beacon_body), ("/ga4gh/trs/v2", _trs_body),
+                                         ("/ga4gh/wes/v1", _drs_body))  # WES ErrorResponse: msg, status_code
 
 DIALECT_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "/ga4gh/drs/v1": ("DrsError", {
         "title": "DrsError", "type": "object", "required": ["msg", "status_code"],
         "description": "DRS 1.5 `Error` (msg, status_code), with the RFC 7807 members beside it",
+        "properties": {"msg": {"type": "string"}, "status_code": {"type": "integer"},
+                       "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                       "detail": {"type": "string"}, "instance": {"type": "string"}}}),
+    "/ga4gh/wes/v1": ("WesErrorResponse", {
+        "title": "WesErrorResponse", "type": "object", "required": ["msg", "status_code"],
+        "description": "WES 1.1 `ErrorResponse` (msg, status_code), with the RFC 7807 members beside it",
         "properties": {"msg": {"type": "string"}, "status_code": {"type": "integer"},
                        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                        "detail": {"type": "string"}, "instance": {"type": "string"}}}),

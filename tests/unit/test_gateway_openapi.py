@@ -65,9 +65,10 @@ def test_errors_are_documented_as_problem_documents(app):
 
 
 def test_every_operation_can_answer_a_500_problem(app):
-    """RFC 7807 everywhere, except under the GA4GH APIs that name their own error body (DRS, htsget, Beacon, TRS)."""
+    """RFC 7807 everywhere, except under the GA4GH APIs that name their own error body (DRS, htsget, Beacon, TRS,
+    WES)."""
     dialects = {"/ga4gh/drs/v1": "DrsError", "/htsget/v1": "HtsgetError", "/beacon/v2": "BeaconError",
-                "/ga4gh/trs/v2": "TrsError"}
+                "/ga4gh/trs/v2": "TrsError", "/ga4gh/wes/v1": "WesErrorResponse"}
     for name, op in _operations(app.openapi()).items():
         dialect = next((schema for prefix, schema in dialects.items() if prefix in name), None)
         expected = ({"application/json": {"schema": {"$ref": f"#/components/schemas/{dialect}"}}} if dialect
