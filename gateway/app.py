@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from genomebus.gateway import problems
@@ -37,6 +40,7 @@ from genomebus.infra.keys import load_archive_keys
 from genomebus.infra.readmodels import missing_schemas
 from genomebus.infra.settings import Settings
 from genomebus.infra.visas import VisaKeys
+from genomebus.schemas.envelope import JOURNEY
 
 
 class ReadModelsMissing(RuntimeError):
@@ -97,7 +101,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tes.router)
     app.include_router(wes.router)
     app.include_router(airlock.router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="health")
+
+    @app.middleware("http")
+    async def journey(request: Any, call_next: Any) -> Any:
+        """The caller's W3C trace id is the correlation id of every event this request publishes (commands,
+        audit events), so a researcher's journey is one trace on the log as in the spans."""
+        span = trace.get_current_span().get_span_context()
+        token = JOURNEY.set(uuid.UUID(int=span.trace_id) if span.is_valid else None)
+        try:
+            return await call_next(request)
+        finally:
+            JOURNEY.reset(token)
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health")  # outermost: the trace is current above
     return app
 
 

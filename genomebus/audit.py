@@ -98,3 +98,59 @@ def _entry(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
         "causation_id": str(event.causation_id) if event.causation_id else None,
         "correlation_id": str(event.correlation_id), **position, "data": event.data.model_dump(mode="json"),
     }
+
+
+# -- a researcher's journey ------------------------------------------------------------------------------
+
+LINK_FIELDS = ("application_id", "task_id", "run_id")
+"""What ties the events of one journey that other people or workers caused (a DAC's decision on the
+application, the executor's and the airlock's events on the task) to the researcher's own requests."""
+
+
+def journey_step(event: dict[str, Any]) -> str:
+    """Which step of discover → apply → approve → run → check → release → download an event is."""
+    kind, data = event["type"], event.get("data") or {}
+    if kind.startswith("data.access"):
+        resource = str(data.get("resource", ""))
+        if "/beacon/" in resource:
+            return "discover"
+        if str(data.get("object_id") or "").startswith("output-"):
+            return "download"
+        return "run" if data.get("credential") == "task" else "read"
+    if kind.startswith("access."):
+        return "approve" if kind in ("access.decide_requested", "access.decided", "access.vetoed") else "apply"
+    if kind in ("output.checked", "output.approve_requested", "output.approved", "output.reject_requested",
+                "output.rejected"):
+        return "check"
+    if kind == "output.released":
+        return "release"
+    if kind.startswith(("task.", "workflow.", "result.")):
+        return "run"
+    return kind.split(".", 1)[0]
+
+
+async def journey(settings: Settings, correlation: str) -> list[dict[str, Any]]:
+    """Every event of the journey whose correlation id (the W3C trace id of the researcher's requests) is
+    ``correlation``, with the events linked to it by application, task or run, in time order."""
+    topics = [settings.topic(c) for c in CATALOGUE if c != DEAD_LETTER]
+    until = await kafka.end_offsets(settings, topics)
+    entries = [_entry(r) async for r in kafka.read_log(settings, topics, until=until)]
+    chosen = {e["id"]: e for e in entries if e.get("correlation_id") == correlation}
+    links: set[str] = set()
+    while True:
+        for e in list(chosen.values()):
+            data = e.get("data") or {}
+            links.update(str(data[f]) for f in LINK_FIELDS if data.get(f))
+        more = {e["id"]: e for e in entries if e["id"] not in chosen and (
+            e["key"] in links or any(str((e.get("data") or {}).get(f)) in links for f in LINK_FIELDS)
+            or e.get("causation_id") in chosen)}
+        if not more:
+            break
+        chosen.update(more)
+    return _ordered([{**e, "step": journey_step(e), "who": _who(e)} for e in chosen.values()])
+
+
+def _who(event: dict[str, Any]) -> str:
+    """The actor, and for the enforcement point's decisions the user they were about."""
+    user = (event.get("data") or {}).get("user_id") if event["type"].startswith("data.access") else None
+    return f"{event['actor']} ({user})" if user and user != event["actor"] else event["actor"]

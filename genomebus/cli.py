@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from uuid import UUID
 import logging
 import os
 import signal
@@ -666,6 +667,37 @@ def audit_history(subject: Annotated[str, typer.Argument(
         add_row(events, i, e["time"], e["type"], e["actor"], f"{e['topic']}[{e['partition']}]@{e['offset']}",
                 shown(e["id"], 8), shown(e["causation_id"] or "", 8))
     out().print(events)
+
+
+@audit_app.command("journey")
+def audit_journey(correlation: Annotated[str, typer.Argument(
+                      help="The journey's correlation id: the W3C trace id of the researcher's requests (32 hex "
+                           "digits) or the same as a UUID")],
+                  data_dir: DataDir = DEFAULT_DATA_DIR,
+                  as_json: Annotated[bool, typer.Option("--json", help="Print the events as a JSON list")] = False
+                  ) -> None:
+    """A researcher's whole journey from the log — discover, apply, approve, run, check, release, download: every
+    event with its actor and time, in order, including those others caused on the same application or task."""
+    from genomebus.audit import journey
+
+    try:
+        wanted = str(UUID(correlation.strip()))
+    except ValueError:
+        raise fail(f"{correlation!r} is neither a trace id (32 hex digits) nor a UUID; the demo prints its "
+                   "journey's id", ExitCode.USAGE) from None
+    settings = settings_for(data_dir)
+    events = run(settings, lambda: journey(settings, wanted))
+    if not events:
+        raise fail(f"no events of journey {wanted} on the log; is it the trace id the requests were sent with?",
+                   ExitCode.NOT_FOUND)
+    if as_json:
+        say(json.dumps(events, indent=2, default=str))
+        return
+    t = table(f"journey {wanted} ({len(events)} events, from the log)", "#", "time", "step", "event", "actor",
+              "about")
+    for i, e in enumerate(events, 1):
+        add_row(t, i, e["time"], e["step"], e["type"], e["who"], e["key"])
+    out().print(t)
 
 
 # -- the contract ----------------------------------------------------------------------------------

@@ -225,6 +225,13 @@ def run_demo(settings: Settings, console: Console) -> int:
             out("[red]the processing chapter did not end as it should[/red]")
             return 1
 
+        from genomebus.demo_discovery import demo_variant
+        from genomebus.demo_journey import journey_story
+
+        if not journey_story(settings, http, dataset_id, demo_variant(data), say, out, hint):
+            out("[red]the journey chapter did not end as it should[/red]")
+            return 1
+
     say("An auditor reads the history of the BAM file from the log itself")
     from genomebus.audit import history
 

@@ -196,7 +196,9 @@ class Settings(BaseSettings):
     airlock_checkers_required: int = Field(
         2, ge=1, le=10, description="Distinct output checkers, none the requester, who must approve an output")
 
-    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_exporter: Literal["none", "console", "otlp", "file"] | None = Field(
+        None, description="Where spans go: OTLP (OTEL_EXPORTER_OTLP_ENDPOINT), the console, JSON lines in "
+                          "<data_dir>/traces/ (the default in the local profile), or nowhere (the default otherwise)")
 
     consumer_retry_initial_s: float = Field(0.2, gt=0)
     consumer_retry_max_s: float = Field(10.0, gt=0)

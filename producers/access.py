@@ -8,6 +8,8 @@ carrying the problem document (status, machine-readable reasons, the application
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,13 +43,28 @@ class StillPending(TimeoutError):
         self.command_id = command_id
 
 
+def traceparent(trace_id: str) -> str:
+    """A W3C ``traceparent`` header in the trace ``trace_id`` (a span id of its own each time)."""
+    return f"00-{trace_id}-{os.urandom(8).hex()}-01"
+
+
+def new_journey() -> str:
+    """A new trace id for a journey (32 hex digits; the correlation id of its events, as a UUID)."""
+    return uuid.uuid4().hex
+
+
 class AccessClient:
     """A researcher's, DAC member's or steward's session with the node's access API."""
 
-    def __init__(self, settings: Settings, token: str, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, token: str, *, http: httpx.AsyncClient | None = None,
+                 journey: str | None = None) -> None:
+        """``journey``: a W3C trace id (32 hex digits) sent with every request as ``traceparent``, so all the
+        session's commands and audited reads share one correlation id (``genomebus audit journey``)."""
         self._own = http is None
         self.http = http or httpx.AsyncClient(base_url=settings.gateway_url, timeout=settings.command_timeout_s + 10)
         self.headers = {"Authorization": f"Bearer {token}"}
+        if journey is not None:
+            self.headers["traceparent"] = traceparent(journey)
 
     async def __aenter__(self) -> AccessClient:
         return self

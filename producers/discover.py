@@ -280,7 +280,9 @@ class DiscoveryClient:
     """A session with a Beacon v2: this node's (``settings``) or another one (``beacon_url``)."""
 
     def __init__(self, settings: Settings | None = None, token: str | None = None, *, beacon_url: str | None = None,
-                 http: httpx.AsyncClient | None = None, timeout: float | None = None) -> None:
+                 http: httpx.AsyncClient | None = None, timeout: float | None = None,
+                 journey: str | None = None) -> None:
+        """``journey``: a W3C trace id sent as ``traceparent`` with every query (see ``AccessClient``)."""
         if beacon_url is None and settings is None:
             raise ValueError("give the node's settings or a Beacon URL")
         self.beacon_url = (beacon_url or f"{settings.gateway_url}/beacon/v2").rstrip("/")  # type: ignore[union-attr]
@@ -289,6 +291,10 @@ class DiscoveryClient:
         # a federated answer comes by the deadline; the rest is the network's and the node's own time
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout or deadline + 20.0, connect=10.0))
         self.auth = {"Authorization": f"Bearer {token}"} if token else {}
+        if journey is not None:
+            from genomebus.producers.access import traceparent
+
+            self.auth["traceparent"] = traceparent(journey)
 
     async def __aenter__(self) -> DiscoveryClient:
         return self

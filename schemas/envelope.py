@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
@@ -64,6 +65,11 @@ def derived_id(cause: UUID, purpose: str) -> UUID:
     return uuid.uuid5(_DERIVED_NAMESPACE, f"{cause}:{purpose}")
 
 
+JOURNEY: ContextVar[UUID | None] = ContextVar("genomebus_journey", default=None)
+"""The correlation id of what is being served now (the gateway sets it per request from the W3C trace id
+the caller sent): an event with no cause and no correlation of its own joins that journey."""
+
+
 def new_envelope(
     data: E,
     *,
@@ -80,6 +86,7 @@ def new_envelope(
         event_id = event_id or derived_id(cause.id, data.type)  # type: ignore[attr-defined]
         correlation_id = correlation_id or cause.correlation_id
     event_id = event_id or uuid.uuid4()
+    correlation_id = correlation_id or JOURNEY.get()
     return Envelope[type(data)](  # type: ignore[misc]
         id=event_id,
         type=data.type,  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -203,3 +204,27 @@ def test_the_demos_processing_chapter_runs_checks_releases_and_blocks(node, demo
         assert "sha256 matches" in out and "52184" in out, out  # HG02102's SNVs, as pysam counts them
         assert "Network is unreachable" in out and "EXECUTOR_ERROR" in out, out
         assert "request rejected: the automatic checks stop it" in out and "vcf_genotypes" in out, out
+
+
+def test_the_demos_journey_is_on_the_log_in_order_with_its_actors(node, demo_runs) -> None:
+    settings, _ = node
+    for run in demo_runs:
+        assert "every step of the story is on the log, in order: yes" in run.stdout, run.stdout
+    trace = re.search(r"as one trace \(([0-9a-f]{32})\)", demo_runs[1].stdout).group(1)
+    researcher = re.search(r"The journey of one researcher, (dana-[0-9a-f]+),", demo_runs[1].stdout).group(1)
+    result = subprocess.run([str(REPO / ".venv" / "bin" / "genomebus"), "audit", "journey", trace, "--json",
+                             "--data-dir", str(settings.data_dir)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    events = json.loads(result.stdout)
+    steps = [e["step"] for e in events]
+    order = ["discover", "apply", "approve", "run", "check", "release", "download"]
+    assert [s for s in dict.fromkeys(steps) if s in order] == order, steps
+    by_step = {s: {e["who"] for e in events if e["step"] == s} for s in order}
+    assert by_step["discover"] == {f"gateway:enforcement ({researcher})"}
+    assert researcher in by_step["apply"] and by_step["approve"] == {"dac-chair-1"}
+    assert {researcher, "worker:executor"} <= by_step["run"]
+    assert {"olli-checker", "maria-checker", "worker:airlock"} <= by_step["check"]
+    assert by_step["release"] == {"worker:airlock"}
+    assert by_step["download"] == {f"gateway:enforcement ({researcher})"}
+    times = [e["time"] for e in events]
+    assert times == sorted(times)
