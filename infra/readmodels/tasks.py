@@ -31,7 +31,16 @@ from genomebus.schemas.tasks import (
 Conn = asyncpg.Connection | asyncpg.Pool
 RANK = {"UNKNOWN": 0, "QUEUED": 1, "INITIALIZING": 2, "RUNNING": 3, "CANCELING": 4,
         "COMPLETE": 9, "EXECUTOR_ERROR": 9, "SYSTEM_ERROR": 9, "CANCELED": 9, "PREEMPTED": 9}
-_RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in RANK.items()) + " ELSE 0 END"
+"""TES (and WES: the same states) in the order a run goes through them; 9: ended, never left."""
+RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in RANK.items()) + " ELSE 0 END"
+
+
+def advance_sql(table: str, key: str, extra: str = "") -> str:
+    """``UPDATE`` of ``table``'s ``state`` to $2 (and ``updated_at`` to $3) where ``key`` = $1, unless it has
+    ended or $2 comes before it; ``extra`` sets more columns from $4 on."""
+    return (f"UPDATE {table} SET state = $2, updated_at = $3{extra} WHERE {key} = $1 AND "
+            f"({RANK_SQL.format(col='state')} < 9) AND ({RANK_SQL.format(col='$2::text')} >= "
+            f"{RANK_SQL.format(col='state')})")
 
 
 class TasksProjection(Projection):
@@ -59,10 +68,7 @@ class TasksProjection(Projection):
 
 
 async def _advance(conn: asyncpg.Connection, s: str, task_id: str, state: str, time: datetime) -> None:
-    await conn.execute(
-        f"UPDATE {s}.tasks SET state = $2, updated_at = $3 WHERE task_id = $1 AND "
-        f"({_RANK_SQL.format(col='state')} < 9) AND ({_RANK_SQL.format(col='$2::text')} >= "
-        f"{_RANK_SQL.format(col='state')})", task_id, state, time)
+    await conn.execute(advance_sql(f"{s}.tasks", "task_id"), task_id, state, time)
 
 
 async def _fold(conn: asyncpg.Connection, s: str, event: Envelope[Any]) -> None:
@@ -99,7 +105,7 @@ async def _fold(conn: asyncpg.Connection, s: str, event: Envelope[Any]) -> None:
             await conn.execute(
                 f"UPDATE {s}.tasks SET attempts = attempts || jsonb_build_object($2::text, "
                 f"coalesce(attempts -> $2::text, '{{}}'::jsonb) || jsonb_strip_nulls($3::jsonb)) "
-                f"WHERE task_id = $1 AND {_RANK_SQL.format(col='state')} < 9",
+                f"WHERE task_id = $1 AND {RANK_SQL.format(col='state')} < 9",
                 data.task_id, str(data.attempt), json.dumps(attempt))
             await _advance(conn, s, data.task_id, data.state, event.time)
         case ResultReady():

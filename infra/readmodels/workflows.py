@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from genomebus.infra.projection import Projection, Record
+from genomebus.infra.readmodels.tasks import RANK_SQL, advance_sql
 from genomebus.schemas.envelope import Envelope
 from genomebus.schemas.tasks import TaskCancelAccepted, TaskStateChanged
 from genomebus.schemas.workflows import (
@@ -29,9 +30,6 @@ from genomebus.schemas.workflows import (
 )
 
 Conn = asyncpg.Connection | asyncpg.Pool
-RANK = {"UNKNOWN": 0, "QUEUED": 1, "INITIALIZING": 2, "RUNNING": 3, "CANCELING": 4,
-        "COMPLETE": 9, "EXECUTOR_ERROR": 9, "SYSTEM_ERROR": 9, "CANCELED": 9, "PREEMPTED": 9}
-_RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in RANK.items()) + " ELSE 0 END"
 
 
 class WorkflowsProjection(Projection):
@@ -62,10 +60,7 @@ class WorkflowsProjection(Projection):
 
 async def _advance(conn: asyncpg.Connection, s: str, where: str, key: str, state: str, time: datetime,
                    extra: str = "", *args: Any) -> None:
-    await conn.execute(
-        f"UPDATE {s}.runs SET state = $2, updated_at = $3{extra} WHERE {where} = $1 AND "
-        f"({_RANK_SQL.format(col='state')} < 9) AND ({_RANK_SQL.format(col='$2::text')} >= "
-        f"{_RANK_SQL.format(col='state')})", key, state, time, *args)
+    await conn.execute(advance_sql(f"{s}.runs", where, extra), key, state, time, *args)
 
 
 def _insert(s: str) -> str:
@@ -104,7 +99,7 @@ async def _fold(conn: asyncpg.Connection, s: str, event: Envelope[Any]) -> None:
         case WorkflowCompleted() | WorkflowFailed() | WorkflowCanceled():
             await conn.execute(  # the steps and outputs arrive once, after the engine task's end state
                 f"UPDATE {s}.runs SET steps = $2::jsonb, outputs = $3::jsonb, engine_status = $4, "
-                "system_logs = system_logs || $5::jsonb, state = CASE WHEN " + _RANK_SQL.format(col="state") +
+                "system_logs = system_logs || $5::jsonb, state = CASE WHEN " + RANK_SQL.format(col="state") +
                 " < 9 THEN $6 ELSE state END, end_time = coalesce(end_time, $7), updated_at = $7 WHERE run_id = $1",
                 data.run_id, json.dumps([st.model_dump(mode="json") for st in data.steps]),
                 json.dumps(data.outputs), data.engine_status, json.dumps(list(data.system_logs)), data.state,
