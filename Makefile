@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/genomebus demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
