@@ -1,7 +1,9 @@
-"""Scheduler: the one place that admits a TES task, and accepts its cancellation.
+"""Scheduler: the one place that admits a TES task or a WES run, and accepts a task's cancellation.
 
 - in: ``genomebus.processing.commands`` (consumer group ``genomebus-scheduler``): ``task.requested``,
-  ``task.cancel_requested``; keyed by the task
+  ``task.cancel_requested``, ``workflow.requested``; keyed by the task (a run by its engine task)
+- a WES run is planned as its engine task (``plan_run``, ``infra/cwl.py``) and admitted as that task
+  would be (``decide_run``): ``workflow.started`` beside ``task.accepted``, or ``workflow.rejected``
 - out: ``task.accepted`` (QUEUED for an executor: each executor's tool version, each input's object,
   dataset and grant, the limits) or ``task.rejected`` with every reason, on ``genomebus.processing``;
   for each input that names an archived object, the access decision on ``genomebus.audit``
