@@ -127,8 +127,18 @@ async def test_a_checked_file_is_encrypted_verified_accessioned_and_leaves_the_i
     assert a.index_key and await decrypted_sha256(node, a.index_key) == hashlib.sha256(index).hexdigest()
     assert event.causation_id == qc_passed(upload).id
     inbox = node.settings.s3_inbox_bucket
-    assert not await exists(node, inbox, upload.data.object_key)
-    assert not await exists(node, inbox, upload.data.object_key + ".tbi")
+    # the worker removes the inbox copy just after file.archived is acknowledged: soon after, not before
+    assert await gone(node, inbox, upload.data.object_key)
+    assert await gone(node, inbox, upload.data.object_key + ".tbi")
+
+
+async def gone(node: Node, bucket: str, key: str, within_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while await exists(node, bucket, key):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
 
 async def test_a_redelivery_or_second_upload_re_emits_the_same_event_without_a_second_copy(node: Node,
@@ -148,7 +158,7 @@ async def test_a_redelivery_or_second_upload_re_emits_the_same_event_without_a_s
     assert len(events) == 3 and all(e == first for e in events)
     assert await pool.fetchval("SELECT count(*) FROM worker_archive.objects WHERE file_id = $1",
                                upload.data.file_id) == 1
-    assert not await exists(node, node.settings.s3_inbox_bucket, again.data.object_key)
+    assert await gone(node, node.settings.s3_inbox_bucket, again.data.object_key)
 
 
 async def test_the_same_bytes_in_another_dataset_reuse_the_archive_object_with_a_new_accession(node: Node) -> None:
@@ -164,7 +174,7 @@ async def test_the_same_bytes_in_another_dataset_reuse_the_archive_object_with_a
 
     assert a.data.archive_key == b.data.archive_key and a.data.encrypted_sha256 == b.data.encrypted_sha256
     assert a.data.accession != b.data.accession
-    assert not await exists(node, node.settings.s3_inbox_bucket, second.data.object_key)
+    assert await gone(node, node.settings.s3_inbox_bucket, second.data.object_key)
 
 
 async def test_inbox_bytes_that_are_not_the_upload_go_to_the_dead_letter_topic_and_stay(node: Node) -> None:
