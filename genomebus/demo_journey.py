@@ -52,7 +52,8 @@ async def _story(settings: Settings, http: httpx.Client, dataset_id: str, varian
                 for c in ("olli-checker", "maria-checker")]
 
     say(f"The journey of one researcher, {dana}, as one trace ({trace}): discover → apply → approve → run → check "
-        f"→ release → download. She asks the Beacon for {variant} at record granularity, without a grant yet")
+        f"→ release → download. She asks the Beacon for {variant} at record granularity without a grant yet: the "
+        "records are refused (each refusal audited) and she is answered with counts")
     async with DiscoveryClient(settings, token, journey=trace) as beacon:
         answer = await beacon.query(variant=variant, include="ALL", granularity="record")
     for rs in answer.result_sets:
@@ -103,7 +104,7 @@ async def _story(settings: Settings, http: httpx.Client, dataset_id: str, varian
     out(f"   {request['state']}: {', '.join(r['object_id'] for r in request['released'])}")
     [released] = request["released"]
 
-    say("She downloads it through DRS")
+    say("She downloads it through DRS (two audited decisions: the signed URL, then the read)")
     async with ProcessingClient(settings, token, journey=trace) as client:
         url = await client.drs_access_url(released["object_id"])
     async with httpx.AsyncClient(timeout=30) as plain:
