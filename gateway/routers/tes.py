@@ -10,8 +10,6 @@ Errors are RFC 7807 (TES names no error body).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -20,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from genomebus.gateway.deps import PoolDep, PrincipalDep, PublisherDep, SettingsDep, as_roles
+from genomebus.gateway import page_tokens
 from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.gateway.routers import service_info
 from genomebus.infra.identity import Principal
@@ -101,22 +100,6 @@ def render(row: dict[str, Any], view: View, quarantine: str = "genomebus-quarant
     return body
 
 
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if text.startswith("o") and text[1:].isdigit() and int(text[1:]) < 2**31:
-            return int(text[1:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise Problem(400, "bad-page-token", "page_token is not one this server gave; start again without it")
-
-
 @router.get("/service-info", response_model=TesServiceInfo, response_model_exclude_none=True,
             responses=problem_responses(503))
 async def tes_service_info(settings: SettingsDep) -> TesServiceInfo:
@@ -162,14 +145,14 @@ async def list_tasks(
     if len(tag_value) > len(tag_key):
         raise Problem(400, "bad-tags", "every tag_value needs its tag_key, in the same order")
     tags = {key: (tag_value[i] if i < len(tag_value) else None) for i, key in enumerate(tag_key)}
-    offset = _offset(page_token)
+    offset = page_tokens.offset_of(page_token)
     async with pool.acquire() as conn:
         rows = await tasks.list_tasks(conn, owner=None if principal.operator else principal.user_id,
                                       name_prefix=name_prefix, state=state, tags=tags, offset=offset,
                                       limit=page_size + 1)
     body: dict[str, Any] = {"tasks": [render(r, view, settings.s3_quarantine_bucket) for r in rows[:page_size]]}
     if len(rows) > page_size:
-        body["next_page_token"] = _page_token(offset + page_size)
+        body["next_page_token"] = page_tokens.page_token(offset + page_size)
     return JSONResponse(body)
 
 

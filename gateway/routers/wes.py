@@ -13,8 +13,6 @@ sees only their own runs (an operator all); another's is a 404. Errors are WES `
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -25,6 +23,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ValidationError
 
 from genomebus.gateway.deps import PoolDep, PrincipalDep, PublisherDep, SettingsDep, as_roles
+from genomebus.gateway import page_tokens
 from genomebus.gateway.problems import Problem, problem_responses
 from genomebus.gateway.routers import service_info
 from genomebus.infra import cwl
@@ -131,22 +130,6 @@ def _time(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if text.startswith("o") and text[1:].isdigit() and int(text[1:]) < 2**31:
-            return int(text[1:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise Problem(400, "bad-page-token", "page_token is not one this server gave; start again without it")
-
-
 def _engine_version() -> str:
     try:
         return metadata.version("cwltool")
@@ -199,13 +182,14 @@ async def wes_service_info(settings: SettingsDep, pool: PoolDep) -> WesServiceIn
 async def list_runs(principal: PrincipalDep, pool: PoolDep, page_size: PageSize = DEFAULT_PAGE,
                     page_token: PageToken = None) -> RunListResponse:
     """Your runs, newest first (an operator: everyone's)."""
-    offset = _offset(page_token)
+    offset = page_tokens.offset_of(page_token)
     async with pool.acquire() as conn:
         rows = await workflows.list_runs(conn, owner=None if principal.operator else principal.user_id,
                                          offset=offset, limit=page_size + 1)
     runs = [RunSummary(run_id=r["run_id"], state=r["state"], start_time=_time(r["start_time"]),
                        end_time=_time(r["end_time"]), tags=r["tags"]) for r in rows[:page_size]]
-    return RunListResponse(runs=runs, next_page_token=_token(offset + page_size) if len(rows) > page_size else "")
+    more = len(rows) > page_size
+    return RunListResponse(runs=runs, next_page_token=page_tokens.page_token(offset + page_size) if more else "")
 
 
 _RUN_BODY = {"requestBody": {"content": {"multipart/form-data": {"schema": {
@@ -346,10 +330,11 @@ async def list_run_tasks(run_id: RunIdPath, principal: PrincipalDep, pool: PoolD
                          page_size: PageSize = DEFAULT_PAGE, page_token: PageToken = None) -> TaskListResponse:
     """Each job cwltool ran (a step, or one element of a scattered step), in the order they started."""
     row = await _visible(pool, principal, run_id)
-    offset = _offset(page_token)
+    offset = page_tokens.offset_of(page_token)
     logs = _task_logs(row)
     return TaskListResponse(task_logs=logs[offset:offset + page_size],
-                            next_page_token=_token(offset + page_size) if len(logs) > offset + page_size else "")
+                            next_page_token=page_tokens.page_token(offset + page_size)
+                            if len(logs) > offset + page_size else "")
 
 
 @router.get("/runs/{run_id}/tasks/{task_id}", response_model=TaskLog, response_model_exclude_none=True,
